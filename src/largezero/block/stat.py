@@ -1,0 +1,44 @@
+"""/sys/block/<dev>/stat: the kernel's own request counters (Documentation/block/stat.rst)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DiskStat:
+    read_ios: int
+    read_merges: int
+    read_sectors: int
+    write_ios: int
+    write_merges: int
+    write_sectors: int
+    in_flight: int
+
+    def __sub__(self, other: DiskStat) -> DiskStat:
+        return DiskStat(
+            self.read_ios - other.read_ios,
+            self.read_merges - other.read_merges,
+            self.read_sectors - other.read_sectors,
+            self.write_ios - other.write_ios,
+            self.write_merges - other.write_merges,
+            self.write_sectors - other.write_sectors,
+            self.in_flight,
+        )
+
+
+def block_name(device: str) -> str:
+    """'/dev/loop3' or 'loop3' -> 'loop3' (symlinks resolved)."""
+    return os.path.basename(os.path.realpath(device)) if device.startswith("/") else device
+
+
+def read_stat(device: str) -> DiskStat:
+    """Counters of a whole block device or a partition, by name or /dev path."""
+    name = block_name(device)
+    path = f"/sys/class/block/{name}/stat"
+    with open(path) as f:
+        fields = [int(x) for x in f.read().split()]
+    # Fields: read I/Os, read merges, read sectors, read ticks, write I/Os, write merges,
+    # write sectors, write ticks, in_flight, ...
+    return DiskStat(fields[0], fields[1], fields[2], fields[4], fields[5], fields[6], fields[8])

@@ -1,0 +1,125 @@
+"""The thin seam around every system call that writes, reads or offloads.
+
+Production code calls ``syscalls.ops.<name>(...)`` at call time, so a test can install a
+subclass that injects errors the machine cannot produce on demand (EINTR, short writes,
+EIO after k bytes) with :func:`installed`. Nothing here hides or retries anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+# fallocate(2) modes, <linux/falloc.h>.
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_ZERO_RANGE = 0x10
+FALLOC_FL_WRITE_ZEROES = 0x80  # Linux 6.17+
+
+# <linux/fs.h> block ioctls.
+BLKSSZGET = 0x1268
+BLKPBSZGET = 0x127B
+BLKGETSIZE64 = 0x80081272
+BLKZEROOUT = 0x127F
+BLKFLSBUF = 0x1261
+
+# statx(2)
+AT_EMPTY_PATH = 0x1000
+STATX_BASIC_STATS = 0x7FF
+STATX_DIOALIGN = 0x2000
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_libc.fallocate.restype = ctypes.c_int
+_statx = getattr(_libc, "statx", None)
+if _statx is not None:
+    _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    _statx.restype = ctypes.c_int
+
+
+class Syscalls:
+    """The real system calls. Subclass and override to inject faults."""
+
+    def pwritev(self, fd: int, buffers: Sequence[Any], offset: int) -> int:
+        return os.pwritev(fd, buffers, offset)
+
+    def pwrite(self, fd: int, data: Any, offset: int) -> int:
+        return os.pwrite(fd, data, offset)
+
+    def preadv(self, fd: int, buffers: Sequence[Any], offset: int) -> int:
+        return os.preadv(fd, buffers, offset)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        return os.pread(fd, length, offset)
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        if _libc.fallocate(fd, mode, offset, length) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    def blkzeroout(self, fd: int, offset: int, length: int) -> None:
+        fcntl.ioctl(fd, BLKZEROOUT, struct.pack("QQ", offset, length))
+
+    def fdatasync(self, fd: int) -> None:
+        os.fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        return os.lseek(fd, offset, whence)
+
+
+ops: Syscalls = Syscalls()
+
+
+@contextlib.contextmanager
+def installed(replacement: Syscalls) -> Iterator[Syscalls]:
+    """Route every system call through ``replacement`` for the duration of the block."""
+    global ops
+    previous = ops
+    ops = replacement
+    try:
+        yield replacement
+    finally:
+        ops = previous
+
+
+def ioctl_int(fd: int, request: int, fmt: str = "i") -> int:
+    """Read one integer through an ioctl (block size, device size)."""
+    size = struct.calcsize(fmt)
+    out = fcntl.ioctl(fd, request, bytes(size))
+    return int(struct.unpack(fmt, out)[0])
+
+
+def statx_dio_align(fd: int) -> tuple[int, int] | None:
+    """(dio_mem_align, dio_offset_align) from statx(STATX_DIOALIGN), or None where unsupported.
+
+    Layout of struct statx from <linux/stat.h>: stx_mask at 0, dio_mem_align at 152,
+    dio_offset_align at 156.
+    """
+    if _statx is None:
+        return None
+    buf = ctypes.create_string_buffer(256)
+    if _statx(fd, b"", AT_EMPTY_PATH, STATX_DIOALIGN, buf) != 0:
+        return None
+    mask, = struct.unpack_from("I", buf.raw, 0)
+    if not mask & STATX_DIOALIGN:
+        return None
+    mem_align, offset_align = struct.unpack_from("II", buf.raw, 152)
+    if offset_align == 0:
+        # The filesystem says direct I/O is not supported on this file.
+        return (0, 0)
+    return mem_align, offset_align
+
+
+def is_unsupported(err: OSError) -> bool:
+    """Errors that mean "this call does not apply here", as opposed to a real I/O error."""
+    return err.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS, errno.ENODEV)
