@@ -106,6 +106,8 @@ def run_demo(size: int = DEFAULT_SIZE, with_device: bool | None = None) -> tuple
             rows.append(_one(path, label, method, direct, offset, length, None))
     if with_device is None:
         with_device = is_root()
+        if not with_device:
+            notes.append("loop device part skipped: needs root")
     if with_device:
         dev_offset, dev_length = 1 << 20, size - (2 << 20)  # block-aligned, as blkdiscard needs
         try:
@@ -115,8 +117,6 @@ def run_demo(size: int = DEFAULT_SIZE, with_device: bool | None = None) -> tuple
                     rows.append(_one(device, label, method, direct, dev_offset, dev_length, device))
         except (OSError, subprocess.CalledProcessError, LargezeroError) as err:
             notes.append(f"loop device part skipped: {err}")
-    else:
-        notes.append("loop device part skipped: needs root")
     return rows, notes
 
 
