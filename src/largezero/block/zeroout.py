@@ -84,6 +84,19 @@ class ZeroResult:
 # --- planning -----------------------------------------------------------------------------
 
 
+def check_options(method: str, *, direct: bool | None, backing: str, large_page: bool | None,
+                  call_size: int | None) -> None:
+    """Flag combinations that contradict each other: refused before anything is opened."""
+    if method == "offload" and direct:
+        raise UsageError("--direct applies to the write methods (large, page); offload writes no data")
+    if method == "offload" and call_size is not None:
+        raise UsageError("--call-size applies to the write methods (large, page), not to offload")
+    if method in ("offload", "page") and backing != "auto":
+        raise UsageError(f"--backing chooses the LARGE_ZERO_PAGE backing; method {method} does not use it")
+    if large_page is False and backing != "auto":
+        raise UsageError(f"--backing {backing} asks for LARGE_ZERO_PAGE, which --no-large-page turns off")
+
+
 def _check_range(tgt: Target, offset: int, length: int | None, extend: bool) -> int:
     if offset < 0:
         raise UsageError(f"offset {offset} is negative")
@@ -163,15 +176,16 @@ def plan_zero_range(tgt: Target, offset: int, length: int, *, method: str, direc
             raise Unsupported(f"{tgt.name}: {why}")
         steps: tuple[Step, ...]
         if tgt.kind == BLOCK:
-            # BLKZEROOUT takes logical blocks; the unaligned edges are written, never widened.
+            # BLKZEROOUT takes whole logical blocks; unaligned edges are written, never widened.
             lbs = tgt.logical_block_size
-            steps = _write_steps(tgt, offset, length, True, buffer.size, call_size)
-            lo = -(-offset // lbs) * lbs
-            hi = max(lo, (offset + length) // lbs * lbs)
-            steps = tuple(s for s in steps if isinstance(s, EdgeStep) and (s.offset < lo or s.offset >= hi))
-            edges = [s for s in steps if s.offset < lo] + ([OffloadStep(lo, hi - lo, mechanisms)] if hi > lo else [])
-            edges += [s for s in steps if s.offset >= hi]
-            steps = tuple(edges)
+            end = offset + length
+            lo = min(end, -(-offset // lbs) * lbs)
+            hi = max(lo, end - end % lbs)
+            steps = tuple(
+                step for step in (EdgeStep(offset, lo - offset), OffloadStep(lo, hi - lo, mechanisms),
+                                  EdgeStep(hi, end - hi))
+                if step.length > 0
+            )
         else:
             steps = (OffloadStep(offset, length, mechanisms),)
         return ZeroPlan(offset, length, "offload", direct, 0, steps)
@@ -192,6 +206,8 @@ class _Job:
         self.progress = progress
         self.cancel = cancel
         self.pos = result.offset
+        # Regular files zeroed without --extend: the size the file must keep while we write.
+        self.keep_size_at = 0
 
     def advance(self, n: int) -> None:
         self.pos += n
@@ -208,6 +224,14 @@ class _Job:
             target=self.tgt.name, method=r.method, offset=r.offset, bytes_zeroed=self.pos - r.offset,
             errno=err.errno,
         )
+
+    def check_size(self) -> None:
+        """A file truncated by someone else mid-job: stop rather than grow it back with our writes."""
+        if self.keep_size_at:
+            size = os.fstat(self.tgt.fd).st_size
+            if size < self.keep_size_at:
+                raise self.fail(OSError(errno.ESTALE, f"the file shrank to {size} bytes during the job "
+                                        "(truncated by another process?)"), "size check")
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -235,6 +259,7 @@ def _pwritev_exactly(job: _Job, fd: int, iov: list[memoryview], want: int, buf: 
         try:
             n = syscalls.ops.pwritev(fd, iov, job.pos)
         except InterruptedError:
+            job.check_cancel()  # nothing was written: a write boundary
             continue
         except OSError as err:
             raise job.fail(err, "pwritev") from None
@@ -257,6 +282,7 @@ def _zero_edge(job: _Job, length: int, buf: ZeroBuffer) -> None:
         try:
             n = syscalls.ops.pwrite(job.tgt.fd, buf.view[: min(end - job.pos, buf.size)], job.pos)
         except InterruptedError:
+            job.check_cancel()
             continue
         except OSError as err:
             raise job.fail(err, "pwrite") from None
@@ -275,6 +301,7 @@ def _zero_pages(job: _Job, step: WriteStep, buf: ZeroBuffer) -> None:
         iov = _call_iovecs(run, buf)
         for _ in range(run.calls):
             job.check_cancel()
+            job.check_size()
             _pwritev_exactly(job, fd, iov, run.call_bytes, buf, align)
 
 
@@ -301,6 +328,16 @@ def _offload_call(tgt: Target, mechanism: str, offset: int, length: int, extend:
         raise ValueError(mechanism)
 
 
+def _offload_call_retrying(job: _Job, mechanism: str, step: OffloadStep, extend: bool) -> None:
+    """An offload call, repeated on EINTR (zeroing a range twice is harmless) unless cancelled."""
+    while True:
+        try:
+            _offload_call(job.tgt, mechanism, step.offset, step.length, extend)
+            return
+        except InterruptedError:
+            job.check_cancel()
+
+
 def _zero_offload(job: _Job, step: OffloadStep, extend: bool) -> str:
     """__blkdev_issue_write_zeroes(): the first offload call that works, or Unsupported."""
     tgt = job.tgt
@@ -308,9 +345,7 @@ def _zero_offload(job: _Job, step: OffloadStep, extend: bool) -> str:
     for mechanism in step.mechanisms:
         job.check_cancel()
         try:
-            _offload_call(tgt, mechanism, step.offset, step.length, extend)
-        except InterruptedError:
-            raise job.fail(OSError(errno.EINTR, "interrupted"), mechanism) from None
+            _offload_call_retrying(job, mechanism, step, extend)
         except OSError as err:
             if is_unsupported(err):
                 tgt.mark_unsupported(mechanism)
@@ -339,6 +374,7 @@ def _execute(job: _Job, plan: ZeroPlan, buf: ZeroBuffer | None, extend: bool) ->
         else:
             assert buf is not None
             job.check_cancel()
+            job.check_size()
             _zero_edge(job, step.length, buf)
     if plan.method == "offload":
         return f"fallocate({mechanism})" if mechanism != "BLKZEROOUT" else mechanism
@@ -377,6 +413,7 @@ def zero_range(
         raise UsageError(f"unknown zero buffer backing '{backing}' (expected one of {', '.join(BACKINGS)})")
     if call_size is not None and call_size <= 0:
         raise UsageError("call size must be positive")
+    check_options(method, direct=direct, backing=backing, large_page=large_page, call_size=call_size)
     started = time.perf_counter()
     tgt = target if isinstance(target, Target) else open_target(target, force=force)
     try:
@@ -387,6 +424,8 @@ def zero_range(
             direct = method == "auto" and tgt.kind == BLOCK
         result = ZeroResult(tgt.name, tgt.kind, method, "", direct, offset, length)
         job = _Job(tgt, result, progress, cancel)
+        if tgt.kind != BLOCK and not extend:
+            job.keep_size_at = offset + length
         if length:
             _run(job, method, unmap, extend, backing, large_page, call_size)
         if sync:
@@ -426,6 +465,8 @@ def _run(job: _Job, method: str, unmap: bool, extend: bool, backing: str, large_
     if r.direct and buf.address % max(tgt.dio_mem_align, 1):
         raise UsageError(f"{tgt.name}: zero buffer is not aligned to the {tgt.dio_mem_align}-byte DIO alignment")
     r.method, r.zero_buffer = method, buf
+    if r.direct and call_size is not None and call_size < tgt.dio_align:
+        raise UsageError(f"{tgt.name}: call size {call_size} is below the {tgt.dio_align}-byte direct I/O alignment")
     plan = plan_zero_range(tgt, job.pos, r.offset + r.length - job.pos, method=method, direct=r.direct,
                            unmap=unmap, extend=extend, buffer=buf, call_size=call_size)
     r.mechanism = _execute(job, plan, buf, extend)
@@ -433,8 +474,20 @@ def _run(job: _Job, method: str, unmap: bool, extend: bool, backing: str, large_
 
 def _sync(job: _Job) -> None:
     """fdatasync; on a block device this also flushes the device's volatile cache."""
-    try:
-        syscalls.ops.fdatasync(job.tgt.fd)
-    except OSError as err:
-        raise job.fail(err, "fdatasync") from None
+    while True:
+        try:
+            syscalls.ops.fdatasync(job.tgt.fd)
+            break
+        except InterruptedError:
+            continue
+        except OSError as err:
+            # After a failed flush nothing of the range is known to be durable (the kernel may
+            # have dropped the dirty pages): report no progress, so resuming redoes it all.
+            r = job.result
+            raise ZeroingError(
+                f"{job.tgt.name}: fdatasync failed: {err.strerror or err} (method {r.method}; bytes "
+                f"{r.offset}..{job.pos} were written but are not known to be durable; "
+                f"resume with --offset {r.offset})",
+                target=job.tgt.name, method=r.method, offset=r.offset, bytes_zeroed=0, errno=err.errno,
+            ) from None
     job.result.synced = True

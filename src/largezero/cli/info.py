@@ -80,7 +80,7 @@ def collect(tgt: Target) -> dict[str, object]:
 
 def _print_human(info: dict[str, Any]) -> None:
     rows: list[tuple[str, str]] = [
-        ("target", f"{info['target']}" + (f" -> {info['path']}" if info["path"] and info["path"] != info["target"] else "")),
+        ("target", info["target"] + (f" -> {info['path']}" if info["path"] not in (None, info["target"]) else "")),
         ("kind", f"{info['kind']}" + (f" ({info['block_device']})" if info["block_device"] else "")),
         ("size", f"{info['size']} ({format_size(info['size'])})"),
         ("page size / PMD size", f"{info['page_size']} / {info['pmd_size']}"),

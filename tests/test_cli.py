@@ -1,0 +1,116 @@
+"""The command line: JSON output, exit codes, one-line errors, python -m, the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from largezero.scratch import is_root
+
+from .helpers import pattern_bytes, read_range
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "largezero", *args], capture_output=True, text=True, check=check)
+
+
+def test_zero_json_has_the_documented_fields(scratch_file: Callable[[int], str]) -> None:
+    path = scratch_file(8 << 20)
+    done = run_cli("zero", path, "-o", "1K", "-l", "3MiB", "-m", "large", "--direct", "--json", check=True)
+    out = json.loads(done.stdout)
+    for key in ("method", "offset", "length", "bytes_zeroed", "calls", "iovecs", "zero_buffer", "fallback",
+                "seconds"):
+        assert key in out
+    assert out["method"] == "large"
+    assert out["offset"] == 1024 and out["length"] == 3 << 20 and out["bytes_zeroed"] == 3 << 20
+    assert out["zero_buffer"]["size"] >= 4096 and out["zero_buffer"]["backing"]
+    assert read_range(path, 1024, 3 << 20) == bytes(3 << 20)
+    assert done.stderr == ""
+
+
+def test_zero_human_output_and_verbose(scratch_file: Callable[[int], str]) -> None:
+    path = scratch_file(1 << 20)
+    done = run_cli("zero", path, "-l", "64K", "-m", "page", "-v", check=True)
+    assert "zeroed 64 KiB" in done.stdout and "page" in done.stdout
+
+
+def test_info_json(scratch_file: Callable[[int], str]) -> None:
+    path = scratch_file(1 << 20)
+    out = json.loads(run_cli("info", path, "--json", check=True).stdout)
+    assert out["kind"] == "file" and out["size"] == 1 << 20
+    assert out["page_size"] == os.sysconf("SC_PAGE_SIZE")
+    assert out["dio_offset_align"] > 0
+    assert out["config_persistent_huge_zero_folio"] in ("y", "n", "unknown")
+    assert out["zero_buffer"]["name"] in ("ZERO_PAGE", "LARGE_ZERO_PAGE")
+
+
+def test_info_on_a_block_device_shows_queue_limits(ramfs_loop: Callable[[int], str]) -> None:
+    dev = ramfs_loop(4 << 20)
+    out = json.loads(run_cli("info", dev, "--json", check=True).stdout)
+    assert out["kind"] == "block"
+    assert out["queue_limits"]
+    assert out["offload"]["available"] is False
+    assert "write_zeroes_max_bytes" in out["offload"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["zero", "{f}", "-l", "1X"], 2),
+        (["zero", "{f}", "-l", "-1"], 2),
+        (["zero", "{f}", "-o", "99999999999999999999"], 2),
+        (["zero", "{f}", "-m", "nope"], 2),
+        (["zero", "{f}", "-o", "2M", "-l", "1M"], 2),
+        (["zero", "{d}"], 2),
+        (["zero", "{d}/missing", "-l", "1"], 2),
+        (["zero"], 2),
+        (["frobnicate"], 2),
+        (["info", "{d}/missing"], 2),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code(scratch_file: Callable[[int], str], argv: list[str], code: int) -> None:
+    path = scratch_file(1 << 20)
+    folder = os.path.dirname(path)
+    done = run_cli(*[a.format(f=path, d=folder) for a in argv])
+    assert done.returncode == code
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("largezero")
+    assert len(lines) <= 2  # the message, and at most argparse's "Try --help" hint
+    assert read_range(path, 0, 1 << 20) == pattern_bytes(1 << 20)
+
+
+def test_offload_refusal_on_tmpfs_is_exit_2_and_writes_nothing(tmpfs_dir: str) -> None:
+    path = os.path.join(tmpfs_dir, "f")
+    with open(path, "wb") as f:
+        f.write(pattern_bytes(1 << 20))
+    done = run_cli("zero", path, "-l", "64K", "-m", "offload")
+    assert done.returncode == 2
+    assert "ZERO_RANGE" in done.stderr
+    assert read_range(path, 0, 1 << 20) == pattern_bytes(1 << 20)
+
+
+def test_console_script_and_module_agree() -> None:
+    exe = os.path.join(os.path.dirname(sys.executable), "largezero")
+    if not os.path.exists(exe):
+        pytest.skip("console script not installed in this environment")
+    a = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
+    assert a == run_cli("--version", check=True).stdout
+
+
+def test_demo_runs_verifies_and_cleans_up() -> None:
+    loops_before = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout if is_root() else ""
+    done = run_cli("demo", "--size", "16M", "--json", check=True)
+    out = json.loads(done.stdout)
+    assert out["verified"] is True
+    labels = {(r["target"].startswith("/dev/"), r["label"]) for r in out["rows"]}
+    assert (False, "large direct") in labels and (False, "page direct") in labels
+    if is_root():
+        device_rows = {r["label"]: r for r in out["rows"] if r["target"].startswith("/dev/")}
+        assert device_rows["large direct"]["requests"] < device_rows["page direct"]["requests"]
+        assert subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout == loops_before
