@@ -15,6 +15,7 @@ import fcntl
 import os
 import struct
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # fallocate(2) modes, <linux/falloc.h>.
@@ -30,6 +31,16 @@ BLKGETSIZE64 = 0x80081272
 BLKZEROOUT = 0x127F
 BLKFLSBUF = 0x1261
 
+# FS_IOC_FIEMAP, <linux/fiemap.h>: _IOWR('f', 11, struct fiemap).
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_FLAG_SYNC = 0x01  # write back dirty pages first, so extent states are current
+FIEMAP_EXTENT_LAST = 0x001
+FIEMAP_EXTENT_UNKNOWN = 0x002
+FIEMAP_EXTENT_DELALLOC = 0x004
+FIEMAP_EXTENT_UNWRITTEN = 0x800
+_FIEMAP_HEADER = struct.Struct("QQIIII")  # fm_start, fm_length, fm_flags, fm_mapped_extents, fm_extent_count, _
+_FIEMAP_EXTENT = struct.Struct("QQQQQI12x")  # fe_logical, fe_physical, fe_length, 2 reserved, fe_flags
+
 # statx(2)
 AT_EMPTY_PATH = 0x1000
 STATX_BASIC_STATS = 0x7FF
@@ -42,6 +53,13 @@ _statx = getattr(_libc, "statx", None)
 if _statx is not None:
     _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
     _statx.restype = ctypes.c_int
+
+
+@dataclass(frozen=True)
+class FiemapExtent:
+    logical: int
+    length: int
+    flags: int
 
 
 class Syscalls:
@@ -75,6 +93,37 @@ class Syscalls:
 
     def lseek(self, fd: int, offset: int, whence: int) -> int:
         return os.lseek(fd, offset, whence)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        os.ftruncate(fd, length)
+
+    def fiemap(self, fd: int, offset: int, length: int, flags: int = FIEMAP_FLAG_SYNC,
+               max_extents: int = 64) -> list[FiemapExtent]:
+        """FS_IOC_FIEMAP over [offset, offset+length): the extents that overlap it, in order.
+
+        One ioctl per ``max_extents`` extents; a range with more is walked in several calls.
+        """
+        out: list[FiemapExtent] = []
+        end = offset + length
+        pos = offset
+        while pos < end:
+            buf = bytearray(_FIEMAP_HEADER.size + _FIEMAP_EXTENT.size * max_extents)
+            _FIEMAP_HEADER.pack_into(buf, 0, pos, end - pos, flags, 0, max_extents, 0)
+            fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+            mapped = _FIEMAP_HEADER.unpack_from(buf, 0)[3]
+            if mapped == 0:
+                break
+            last = False
+            for i in range(mapped):
+                logical, _phys, ext_len, _r0, _r1, ext_flags = _FIEMAP_EXTENT.unpack_from(
+                    buf, _FIEMAP_HEADER.size + i * _FIEMAP_EXTENT.size)
+                out.append(FiemapExtent(logical, ext_len, ext_flags))
+                last = bool(ext_flags & FIEMAP_EXTENT_LAST)
+            nxt = out[-1].logical + out[-1].length
+            if last or mapped < max_extents or nxt <= pos:
+                break
+            pos = nxt
+        return out
 
 
 ops: Syscalls = Syscalls()

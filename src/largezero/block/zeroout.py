@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from .. import syscalls
 from ..errors import Interrupted, Unsupported, UsageError, ZeroingError
+from ..iomap.direct_io import DirectWriteError, DirectWriter
 from ..mm import ZeroBuffer, zero_buffer_for, zero_page
 from ..syscalls import (
     FALLOC_FL_KEEP_SIZE,
@@ -293,6 +294,27 @@ def _zero_edge(job: _Job, length: int, buf: ZeroBuffer) -> None:
         job.result.iovecs += 1
 
 
+def _zero_edge_direct(job: _Job, step: EdgeStep, buf: ZeroBuffer) -> None:
+    """An unaligned O_DIRECT edge through the direct writer: its granule is padded from the zero
+    buffer without a read over a hole or unwritten extent, read-modify-written otherwise."""
+    writer = DirectWriter(job.tgt, zero_buffer=buf)
+    try:
+        res = writer.zero(step.offset, step.length)
+    except DirectWriteError as err:
+        if err.result is not None:
+            job.result.calls += err.result.calls
+            job.result.iovecs += err.result.iovecs
+        if err.bytes_written:
+            job.advance(err.bytes_written)
+        code = err.errno or errno.EIO
+        raise job.fail(OSError(code, os.strerror(code)), err.what) from None
+    finally:
+        writer.close()
+    job.result.calls += res.calls
+    job.result.iovecs += res.iovecs
+    job.advance(step.length)
+
+
 def _zero_pages(job: _Job, step: WriteStep, buf: ZeroBuffer) -> None:
     """__blkdev_issue_zero_pages(): pwritev calls whose iovecs all point at one zero buffer."""
     fd = job.tgt.direct_fd() if step.direct else job.tgt.fd
@@ -338,7 +360,7 @@ def _offload_call_retrying(job: _Job, mechanism: str, step: OffloadStep, extend:
             job.check_cancel()
 
 
-def _zero_offload(job: _Job, step: OffloadStep, extend: bool) -> str:
+def _zero_offload(job: _Job, step: OffloadStep, extend: bool, advance: bool = True) -> str:
     """__blkdev_issue_write_zeroes(): the first offload call that works, or Unsupported."""
     tgt = job.tgt
     reasons: list[str] = []
@@ -357,7 +379,9 @@ def _zero_offload(job: _Job, step: OffloadStep, extend: bool) -> str:
             tgt.mark_unsupported(mechanism)
             job.result.fallback.append("device dropped write-zeroes; the kernel fell back to ZERO_PAGE writes")
         job.result.calls += 1
-        job.advance(step.length)
+        job.result.fallback.extend(reasons)
+        if advance:
+            job.advance(step.length)
         return mechanism
     job.result.fallback.extend(reasons)
     raise Unsupported(f"{tgt.name}: no offload applies ({'; '.join(reasons)})")
@@ -365,7 +389,19 @@ def _zero_offload(job: _Job, step: OffloadStep, extend: bool) -> str:
 
 def _execute(job: _Job, plan: ZeroPlan, buf: ZeroBuffer | None, extend: bool) -> str:
     mechanism = "pwritev"
-    for step in plan.steps:
+    steps = list(plan.steps)
+    if len(steps) > 1 and isinstance(steps[0], EdgeStep) and isinstance(steps[1], OffloadStep):
+        # Ask the device before writing the unaligned head: an offload that does not apply must
+        # leave nothing written (exit 2). Progress stays a prefix: the middle is counted once the
+        # head (one block) is written, with no cancel point in between; only an I/O error in that
+        # head leaves zeros past the reported prefix (the middle), never anything else changed.
+        head, middle = steps[0], steps[1]
+        mechanism = _zero_offload(job, middle, extend, advance=False)
+        assert buf is not None
+        _zero_edge_direct(job, head, buf)
+        job.advance(middle.length)
+        steps = steps[2:]
+    for step in steps:
         if isinstance(step, OffloadStep):
             mechanism = _zero_offload(job, step, extend)
         elif isinstance(step, WriteStep):
@@ -375,7 +411,10 @@ def _execute(job: _Job, plan: ZeroPlan, buf: ZeroBuffer | None, extend: bool) ->
             assert buf is not None
             job.check_cancel()
             job.check_size()
-            _zero_edge(job, step.length, buf)
+            if plan.direct:
+                _zero_edge_direct(job, step, buf)
+            else:
+                _zero_edge(job, step.length, buf)
     if plan.method == "offload":
         return f"fallocate({mechanism})" if mechanism != "BLKZEROOUT" else mechanism
     return "pwritev"
@@ -451,7 +490,7 @@ def _run(job: _Job, method: str, unmap: bool, extend: bool, backing: str, large_
             r.mechanism = _execute(job, plan, buf, extend)
             return
         except Unsupported as err:
-            if method == "offload" or job.pos != r.offset:
+            if method == "offload":
                 raise
             if plan is None:
                 r.fallback.append(str(err).removeprefix(f"{tgt.name}: "))

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, LargezeroError
 
 # Subcommand modules under largezero.cli; each defines register(subparsers) and sets func=run.
-COMMANDS = ("zero", "info", "demo")
+COMMANDS = ("zero", "info", "demo", "verify", "write", "model", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # One line and exit 2, like util-linux, instead of argparse's usage dump.
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}\nTry '{self.prog.split()[0]} --help' for more information.\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (try '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..block.zeroout import BACKINGS, METHODS, ZeroResult, zero_range
-from ..errors import EXIT_OK, LargezeroError, ZeroingError
+from ..block.zeroout import BACKINGS, METHODS, ZeroResult, check_options, zero_range
+from ..errors import (
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VERIFY_MISMATCH,
+    LargezeroError,
+    Unsupported,
+    UsageError,
+    ZeroingError,
+)
+from ..targets import Target, open_target, opened
 from ..units import format_size
+from ..verify import VerifyResult
 from .common import print_json, size_arg
 from .progress import progress_bar
+from .verify import verify_target
 
 USAGE_EXAMPLES = """\
 examples:
@@ -46,6 +59,12 @@ def register(sub: Any) -> None:
                    help="never use LARGE_ZERO_PAGE (like LARGEZERO_LARGE_PAGE=0)")
     p.add_argument("--call-size", type=size_arg("call size"), default=None,
                    help="bytes per pwritev call (default: IOV_MAX iovecs under 2 GiB)")
+    p.add_argument("--verify", action="store_true",
+                   help="read the range back after zeroing (like 'largezero verify'); exit 3 on a non-zero byte")
+    p.add_argument("--create", action="store_true",
+                   help="create TARGET as a regular file if it does not exist (then implies --extend)")
+    p.add_argument("--checkpoint", type=float, default=None, metavar="SECONDS",
+                   help="print a resume command to stderr at most every SECONDS (survives SIGKILL)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a list for several targets)")
     p.add_argument("-v", "--verbose", action="store_true", help="say what was chosen and why")
     p.set_defaults(func=run)
@@ -71,18 +90,79 @@ def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _resume_command(args: argparse.Namespace, target: str, err: ZeroingError) -> str:
-    stopped = err.stopped_at
+def _resume_command(args: argparse.Namespace, target: str, stopped: int) -> str:
+    """The command that zeroes what is left, from ``stopped`` (the first byte not yet zeroed)."""
     end = args.offset + args.length if args.length is not None else None
     argv = ["largezero", "zero", target, "-o", str(stopped)]
     if end is not None:
         argv += ["-l", str(end - stopped)]
     if args.method != "auto":
         argv += ["-m", args.method]
-    for flag in ("direct", "unmap", "extend", "sync", "force"):
+    for flag in ("direct", "unmap", "extend", "sync", "force", "verify"):
         if getattr(args, flag):
             argv.append(f"--{flag}")
+    if args.create and not args.extend:
+        argv.append("--extend")  # the file exists now, and may be shorter than the range
+    if args.backing != "auto":
+        argv += ["--backing", args.backing]
+    if args.large_page is False:
+        argv.append("--no-large-page")
+    if args.call_size is not None:
+        argv += ["--call-size", str(args.call_size)]
+    if args.checkpoint is not None:
+        argv += ["--checkpoint", f"{args.checkpoint:g}"]
     return shlex.join(argv)
+
+
+def _resolved(target: str) -> str | None:
+    """The path a symlink target resolves to (what is really opened), else None."""
+    return os.path.realpath(target) if os.path.islink(target) else None
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse contradictory flags and repeated targets before anything is opened."""
+    check_options(args.method, direct=args.direct, backing=args.backing, large_page=args.large_page,
+                  call_size=args.call_size)
+    if args.create and args.length is None:
+        raise UsageError("--create needs --length: a new file has nothing to zero to its end")
+    if args.checkpoint is not None and not args.checkpoint > 0:
+        raise UsageError(f"--checkpoint must be a positive number of seconds, not {args.checkpoint}")
+    seen: dict[object, str] = {}
+    for t in args.targets:
+        if not t:
+            raise UsageError("empty target name")
+        try:
+            st = os.stat(t)
+            key: object = (st.st_dev, st.st_ino)
+        except OSError:
+            key = os.path.realpath(t)
+        if key in seen:
+            raise UsageError(f"{t}: given twice (the same target as {seen[key]})")
+        seen[key] = t
+
+
+def _checkpointer(args: argparse.Namespace, target: str,
+                  bar: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    """Progress callback that also prints a resume command every --checkpoint seconds.
+
+    Progress is a contiguous prefix, so any printed offset is a safe place to resume from after
+    SIGKILL (the bytes before it are in the page cache or on the device, not necessarily durable).
+    """
+    if args.checkpoint is None:
+        return bar
+    every = float(args.checkpoint)
+    last = [time.monotonic()]
+
+    def report(done: int) -> None:
+        if bar is not None:
+            bar(done)
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            print(f"largezero: checkpoint: {target}: zeroed {args.offset}..{args.offset + done}; "
+                  f"resume with: {_resume_command(args, target, args.offset + done)}", file=sys.stderr, flush=True)
+
+    return report
 
 
 def _summary(r: ZeroResult, verbose: bool) -> str:
@@ -98,26 +178,80 @@ def _summary(r: ZeroResult, verbose: bool) -> str:
     return line
 
 
-def _zero_one(args: argparse.Namespace, target: str, cancel: threading.Event, show_bar: bool) -> ZeroResult:
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open(args: argparse.Namespace, target: str) -> tuple[Target, bool]:
+    """Open the target ourselves (so --create can work); (target, whether we created it)."""
+    existed = os.path.lexists(target)
+    tgt = open_target(target, force=args.force, create=args.create)
+    return tgt, args.create and not existed
+
+
+def _zero_one(args: argparse.Namespace, target: str, cancel: threading.Event,
+              show_bar: bool) -> tuple[ZeroResult, tuple[VerifyResult, float] | None]:
     total = args.length if args.length is not None else 0
-    with progress_bar(total, f"zeroing {target}", show_bar) as bar:
-        return zero_range(
-            target, args.offset, args.length, method=args.method, direct=args.direct, unmap=args.unmap,
-            extend=args.extend, sync=args.sync, force=args.force, backing=args.backing,
-            large_page=args.large_page, call_size=args.call_size, progress=bar, cancel=cancel,
-        )
+    tgt, created = _open(args, target)
+    try:
+        with progress_bar(total, f"zeroing {target}", show_bar) as bar:
+            result = zero_range(
+                tgt, args.offset, args.length, method=args.method, direct=args.direct, unmap=args.unmap,
+                extend=args.extend or created, sync=args.sync, force=args.force, backing=args.backing,
+                large_page=args.large_page, call_size=args.call_size,
+                progress=_checkpointer(args, target, bar), cancel=cancel,
+            )
+    except (UsageError, Unsupported):
+        if created and os.path.getsize(tgt.path or target) == 0:
+            os.unlink(tgt.path or target)  # nothing was written: leave no trace of --create
+        raise
+    finally:
+        tgt.close()
+    if created and args.sync:
+        # fdatasync made the data durable; the new directory entry needs its directory synced.
+        _fsync_dir(os.path.dirname(tgt.path or os.path.abspath(target)))
+    checked = None
+    if args.verify:
+        with opened(target, writable=False) as ro:
+            checked = verify_target(ro, result.offset, result.bytes_zeroed)
+    return result, checked
+
+
+def _result_dict(target: str, r: ZeroResult | LargezeroError,
+                 checked: tuple[VerifyResult, float] | None) -> dict[str, object]:
+    if isinstance(r, LargezeroError):
+        out: dict[str, object] = {"target": target, "error": str(r), "exit_code": r.exit_code,
+                                  "bytes_zeroed": getattr(r, "bytes_zeroed", 0)}
+    else:
+        out = r.to_dict()
+    resolved = _resolved(target)
+    if resolved:
+        out["resolved"] = resolved
+    if checked is not None:
+        v, seconds = checked
+        out["verify"] = {"zero": v.ok, "first_nonzero": v.first_nonzero, "bytes_read": v.bytes_read,
+                         "seconds": round(seconds, 6)}
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_args(args)
     cancel = threading.Event()
     results: list[ZeroResult | LargezeroError] = [LargezeroError("not run")] * len(args.targets)
+    checks: list[tuple[VerifyResult, float] | None] = [None] * len(args.targets)
     show_bar = not args.json and len(args.targets) == 1
 
     def work(i: int, target: str) -> None:
         try:
-            results[i] = _zero_one(args, target, cancel, show_bar)
+            results[i], checks[i] = _zero_one(args, target, cancel, show_bar)
         except LargezeroError as err:
             results[i] = err
+        except OSError as err:  # not turned into a LargezeroError below us: still one line
+            results[i] = LargezeroError(f"{target}: {err.strerror or err}")
 
     with _stop_on_signals(cancel):
         if len(args.targets) == 1:
@@ -132,17 +266,37 @@ def run(args: argparse.Namespace) -> int:
                     t.join(0.1)  # short joins keep the main thread responsive to signals
 
     code = EXIT_OK
-    for target, res in zip(args.targets, results, strict=True):
+    for target, res, checked in zip(args.targets, results, checks, strict=True):
+        resolved = _resolved(target)
+        shown = f"{target} -> {resolved}" if resolved else target
         if isinstance(res, LargezeroError):
             print(f"largezero: {res}", file=sys.stderr)
             if isinstance(res, ZeroingError):
-                print(f"largezero: resume with: {_resume_command(args, target, res)}", file=sys.stderr)
-            code = max(code, res.exit_code)
-        elif not args.json:
-            print(_summary(res, args.verbose))
+                print(f"largezero: resume with: {_resume_command(args, target, res.stopped_at)}", file=sys.stderr)
+            code = _worst(code, res.exit_code)
+            continue
+        if checked is not None and not checked[0].ok:
+            v = checked[0]
+            print(f"largezero: {shown}: verify failed: first non-zero byte at offset {v.first_nonzero} "
+                  f"(0x{v.value or 0:02x}) in {v.offset}..{v.offset + v.length}", file=sys.stderr)
+            code = _worst(code, EXIT_VERIFY_MISMATCH)
+        if not args.json:
+            line = _summary(res, args.verbose)
+            if resolved:
+                line = line.replace(f"{target}: ", f"{shown}: ", 1)
+            if checked is not None and checked[0].ok:
+                line += f"; verified zero ({checked[1]:.3f} s)"
+            print(line)
     if args.json:
-        out = [r.to_dict() if isinstance(r, ZeroResult) else {"target": t, "error": str(r),
-               "exit_code": r.exit_code, "bytes_zeroed": getattr(r, "bytes_zeroed", 0)}
-               for t, r in zip(args.targets, results, strict=True)]
+        out = [_result_dict(t, r, c) for t, r, c in zip(args.targets, results, checks, strict=True)]
         print_json(out[0] if len(out) == 1 else out)
     return code
+
+
+# When several targets fail differently, the exit code says the worst: interrupted, then a
+# failure part way, then a verify mismatch, then refused; 0 only when every target succeeded.
+_SEVERITY = {EXIT_OK: 0, EXIT_USAGE: 1, EXIT_VERIFY_MISMATCH: 2, 1: 3, 130: 4}
+
+
+def _worst(a: int, b: int) -> int:
+    return max(a, b, key=lambda c: _SEVERITY.get(c, 3))

@@ -3,8 +3,8 @@
 from .zero_page import (
     Backing,
     ZeroBuffer,
-    large_zero_page,
     large_page_enabled,
+    large_zero_page,
     largest_zero_buffer,
     page_size,
     pmd_size,

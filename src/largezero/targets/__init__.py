@@ -7,6 +7,8 @@ target and whether it is safe to write; it zeroes nothing itself.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import os
 import stat
@@ -17,9 +19,11 @@ from dataclasses import dataclass, field
 from .. import syscalls
 from ..errors import TargetError, UsageError
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
+from .signatures import PROBE_BYTES, find_signature
 
 FILE = "file"
 BLOCK = "block"
+BLKROGET = 0x125E  # <linux/fs.h>: is the device read-only
 
 # What a target said it does not support, remembered per inode (files) or device number
 # (block devices) for the life of the process, as shutil remembers per-file fast-copy failures.
@@ -191,6 +195,25 @@ def _alignment(fd: int, kind: str) -> tuple[int, int, int, int]:
     return logical, physical, mem, off
 
 
+# statfs(2) f_type of kernel interfaces that look like files but are not storage: writing
+# zeros to them changes kernel settings (/proc/sys, /sys) instead of data.
+_PSEUDO_FS = {
+    0x9FA0: "proc", 0x62656572: "sysfs", 0x64626720: "debugfs", 0x73636673: "securityfs",
+    0x27E0EB: "cgroup", 0x63677270: "cgroup2", 0x62656570: "configfs", 0xDE5E81E4: "efivarfs",
+    0x74726163: "tracefs", 0xCAFE4A11: "bpf", 0x6165676C: "pstore", 0x1CD1: "devpts",
+}
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _pseudo_filesystem(path: str) -> str | None:
+    """The name of the pseudo-filesystem ``path`` is on, or None (also when statfs fails)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is the first member
+    if _libc.statfs(os.fsencode(path), buf) != 0:
+        return None
+    f_type = ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
+    return _PSEUDO_FS.get(f_type)
+
+
 def open_target(
     target: str | os.PathLike[str] | int,
     *,
@@ -213,7 +236,11 @@ def open_target(
         st = os.stat(path)
     except FileNotFoundError:
         if not create:
-            raise TargetError(f"{name}: no such file or directory") from None
+            hint = "" if path.startswith("/dev/") else " (use --create to create a file)"
+            raise TargetError(f"{name}: no such file or directory{hint}") from None
+        if path.startswith("/dev/"):
+            # The classic typo: /dev/sdx instead of /dev/sdb would make a file in devtmpfs.
+            raise TargetError(f"{name}: no such device; refusing to create a regular file under /dev") from None
         st = None
     except OSError as err:
         raise TargetError(f"{name}: {err.strerror}") from None
@@ -222,6 +249,9 @@ def open_target(
     if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
         raise TargetError(f"{name}: not a regular file or block device")
     is_block = st is not None and stat.S_ISBLK(st.st_mode)
+    pseudo = _pseudo_filesystem(path if st is not None else os.path.dirname(path) or ".")
+    if pseudo:
+        raise TargetError(f"{name}: is on {pseudo}, a pseudo-filesystem: not storage to zero")
     if is_block and writable and not force:
         why = mounted_or_held(st.st_rdev) if st is not None else None
         if why:
@@ -240,10 +270,31 @@ def open_target(
             raise TargetError(f"{name}: cannot open for writing: {err.strerror}") from None
         raise TargetError(f"{name}: {err.strerror}") from None
     try:
-        return _from_fd(fd, name, path, owns_fd=True, force=force)
+        tgt = _from_fd(fd, name, path, owns_fd=True, force=force)
+        if tgt.kind == BLOCK and writable:
+            # The kernel lets a read-only device be opened for writing; each write then fails EPERM.
+            if ioctl_int(fd, BLKROGET):
+                raise TargetError(f"{name}: device is read-only")
+            if tgt.size == 0:
+                raise TargetError(f"{name}: device has no medium (size 0; a detached loop device?)")
+        if tgt.kind == BLOCK and writable and not force:
+            found = probe_signature(tgt)
+            if found:
+                raise TargetError(f"{name}: device carries a {found}; use --force to zero it anyway")
+        return tgt
     except BaseException:
         os.close(fd)
         raise
+
+
+def probe_signature(tgt: Target) -> str | None:
+    """A partition table or filesystem signature in the device's first sectors, or None."""
+    want = min(tgt.size, PROBE_BYTES)
+    try:
+        data = syscalls.ops.pread(tgt.fd, want, 0)
+    except OSError as err:
+        raise TargetError(f"{tgt.name}: cannot read the first sectors: {err.strerror}") from None
+    return find_signature(data)
 
 
 def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool, force: bool) -> Target:
@@ -293,4 +344,4 @@ def opened(target: str | os.PathLike[str] | int, **kwargs: bool) -> Iterator[Tar
         t.close()
 
 
-__all__ = ["BLOCK", "FILE", "Target", "mounted_or_held", "open_target", "opened", "syscalls"]
+__all__ = ["BLOCK", "FILE", "Target", "mounted_or_held", "open_target", "opened", "probe_signature", "syscalls"]

@@ -1,0 +1,148 @@
+"""largezero bench: zeroing side by side with dd, fallocate, blkdiscard, PostgreSQL and Python."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..bench.runner import QUICK_SIZE
+from ..errors import EXIT_FAILURE, EXIT_OK, UsageError
+from ..units import format_size
+from .common import print_json, size_arg
+
+MIN_ROUNDS = 5
+QUICK_PROBE = 4 << 30
+DEFAULT_SIZE = 1 << 30
+CACHE_CHOICES = ("cold", "warm", "warm-4k")
+
+EXAMPLES = """\
+examples:
+  largezero bench --quick                   every target, small sizes, under a minute
+  largezero bench --target file --size 1G   1 GiB on a file of the working filesystem
+  largezero bench --cache all --json > bench.json --plot bench.png
+"""
+
+
+def register(sub: Any) -> None:
+    from ..bench.targets import TARGETS
+
+    p = sub.add_parser(
+        "bench", help="benchmark zeroing against dd, fallocate -z, blkdiscard -z and others",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Zero the same range of the same target with every method, interleaved round by "
+        "round, and report medians, CPU, system calls, iovecs, peak RSS, device requests, ratios "
+        "against the best peer and fractions of the measured ceilings. Scratch targets only: it "
+        "creates its own files, mounts and loop devices and removes them.")
+    p.add_argument("-t", "--target", action="append", metavar="TARGET",
+                   help=f"{', '.join(TARGETS)} or all (repeatable or comma-separated; default all)")
+    p.add_argument("-s", "--size", type=size_arg("size"), default=None,
+                   help=f"bytes zeroed per run (default {format_size(DEFAULT_SIZE)}; "
+                   f"{format_size(QUICK_SIZE)} with --quick)")
+    p.add_argument("-r", "--rounds", type=int, default=MIN_ROUNDS,
+                   help=f"measured rounds, medians reported (at least {MIN_ROUNDS}; default {MIN_ROUNDS})")
+    p.add_argument("--quick", action="store_true",
+                   help="the same table on small sizes, in under a minute")
+    p.add_argument("--cache", default=None, metavar="STATES",
+                   help=f"page-cache states, comma-separated: {', '.join(CACHE_CHOICES)} or all "
+                   "(default cold,warm)")
+    p.add_argument("-c", "--contender", action="append", metavar="KEY",
+                   help="only these contenders (key or key prefix, e.g. lz-large, dd-; repeatable)")
+    p.add_argument("--dir", default=None, help="where files and loop images are created (default: $TMPDIR)")
+    p.add_argument("--probe-size", type=size_arg("probe size"), default=QUICK_PROBE,
+                   help=f"length of the peak-RSS probe job (default {format_size(QUICK_PROBE)}; 0 to skip)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="do not read every range back (faster, but nothing is checked)")
+    p.add_argument("--list", action="store_true", help="list the contenders and exit")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--plot", metavar="FILE.png", default=None, help="write a chart (needs matplotlib)")
+    p.set_defaults(func=run)
+
+
+def _targets(values: list[str] | None) -> tuple[str, ...]:
+    from ..bench.targets import TARGETS
+
+    if not values:
+        return TARGETS
+    out: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name == "all":
+                out += TARGETS
+            elif name in TARGETS:
+                out.append(name)
+            else:
+                raise UsageError(f"unknown target '{name}' (expected {', '.join(TARGETS)} or all)")
+    return tuple(dict.fromkeys(out))
+
+
+def _cache(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ("cold", "warm")
+    out: list[str] = []
+    for name in value.split(","):
+        name = name.strip()
+        if name == "all":
+            out += CACHE_CHOICES
+        elif name in CACHE_CHOICES:
+            out.append(name)
+        else:
+            raise UsageError(f"unknown cache state '{name}' (expected {', '.join(CACHE_CHOICES)} or all)")
+    return tuple(dict.fromkeys(out))
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from ..bench import BenchConfig
+
+    if args.rounds < MIN_ROUNDS:
+        raise UsageError(f"--rounds must be at least {MIN_ROUNDS}: medians of fewer say little")
+    size = args.size if args.size is not None else (QUICK_SIZE if args.quick else DEFAULT_SIZE)
+    if size <= 0:
+        raise UsageError("--size must be positive")
+    if size % 4096:
+        raise UsageError("--size must be a multiple of 4 KiB (every contender, dd oflag=direct included)")
+    return BenchConfig(targets=_targets(args.target), size=size, rounds=args.rounds, cache=_cache(args.cache),
+                       contenders=args.contender, verify=args.verify, workdir=args.dir,
+                       rss_probe=args.probe_size or None, quick=args.quick)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import all_contenders, build_report, plot, render_text, run_bench, select
+
+    if args.list:
+        for c in all_contenders():
+            kinds = "/".join(sorted(c.kinds))
+            print(f"{c.key:26} {c.family:10} {c.mode:9} {kinds:11} {c.label}")
+        return EXIT_OK
+    config = config_from_args(args)
+    try:
+        select(config.contenders)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    tty = sys.stderr.isatty()
+
+    def progress(message: str) -> None:
+        print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
+
+    result = run_bench(config, progress if tty else None)
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    report = build_report(result)
+    if args.plot:
+        try:
+            plot(report, args.plot)
+        except ImportError:
+            print("largezero: --plot needs matplotlib (pip install 'largezero[plot]')", file=sys.stderr)
+    if args.json:
+        print_json(report)
+    else:
+        render_text(report)
+        if args.plot:
+            print(f"chart: {args.plot}")
+    bad = [f"{sc['name']}: {r['label']}" for sc in report["scenarios"] for r in sc["rows"]
+           if r["rounds"] and not r["verified"]]
+    if bad:
+        print("largezero: range not zero after: " + "; ".join(bad), file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK

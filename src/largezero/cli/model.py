@@ -1,0 +1,301 @@
+"""largezero model: bios, bvecs, segments and requests for zeroing, per zero source.
+
+Reads queue limits from sysfs (``--device``, never opened) or a preset, runs the block-layer
+model (largezero.block.model) and prints a table, JSON, or a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from typing import Any
+
+from ..block.limits import PRESETS, QueueLimits
+from ..block.model import IOMAP_BLOCK_SIZES, PATHS, SourceResult, compare
+from ..block.sources import PAGE_SIZES, SOURCE_NAMES, ZeroSource, make_source, pmd_size_for
+from ..errors import UsageError
+from ..kconfig import persistent_huge_zero_folio
+from ..units import format_size, parse_size
+from .common import print_json, size_arg
+
+EXAMPLES = """\
+examples:
+  largezero model --preset nvme-mdts128k                  every source, in-kernel zeroing of 1 GiB
+  largezero model --device loop0 --path direct -l 1G      what `largezero zero loop0 -l 1G --direct` does
+  largezero model --preset loop --path direct --call-size 128M --zero-source huge-zero-folio
+  largezero model --preset virtio-blk --zero-source allocated:64K --json
+  largezero model --path iomap --preset nvme-mdts2m       iomap_dio_zero() for 4 KiB..2 MiB blocks
+  largezero model --preset nvme-mdts128k --plot model.png
+"""
+
+# The zero_range() method that uses each source, for --path direct.
+ZERO_METHOD = {"zero-page": "page", "huge-zero-folio": "large", "rfc-static-2m": "large", "allocated": "large"}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("model", help="model bios, bvecs, segments and requests per zero source",
+                       description="Predict what zeroing does to the block layer, for each zero source.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--device", metavar="DEV", help="read queue limits from /sys/block (never opened)")
+    where.add_argument("--preset", choices=sorted(PRESETS), help="queue limits of a typical device "
+                       "(default: kernel-default)")
+    p.add_argument("--path", choices=PATHS, default="kernel",
+                   help="kernel: blkdev_issue_zeroout(); direct: zero_range O_DIRECT pwritev; "
+                        "iomap: iomap_dio_zero() (default: kernel)")
+    p.add_argument("-l", "--length", type=size_arg("length"), default=None,
+                   help="bytes to zero (default 1G; for iomap: the padding, default block size - 1 block)")
+    p.add_argument("-o", "--offset", type=size_arg("offset"), default=0, help="first byte (default 0)")
+    p.add_argument("--call-size", type=size_arg("call size"), default=None,
+                   help="bytes per pwritev call for --path direct (default: what zero_range uses)")
+    p.add_argument("--zero-source", action="append", metavar="SOURCE",
+                   help=f"one of {', '.join(SOURCE_NAMES)}; allocated:SIZE sets its contiguity; "
+                        "repeatable (default: all, side by side)")
+    p.add_argument("--contiguity", type=size_arg("contiguity"), default=None,
+                   help="physically contiguous run of the allocated source (default: its whole size)")
+    p.add_argument("--page-size", type=size_arg("page size"), default=None,
+                   help="kernel page size to model: 4K, 16K or 64K (default: this machine's)")
+    p.add_argument("--max-sectors-kb", type=int, default=None, help="override max_sectors_kb")
+    p.add_argument("--block-size", type=size_arg("block size"), action="append", default=None,
+                   help="filesystem block size for --path iomap (repeatable; default 4K..2M)")
+    p.add_argument("--no-write-zeroes", action="store_true",
+                   help="--path kernel: model the zero-page fallback even if the device has write-zeroes")
+    p.add_argument("--write-zeroes-fails", action="store_true",
+                   help="--path kernel: the device advertises write-zeroes but fails it, then the fallback")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="FILE.png", help="write a PNG of requests and bvecs against length, "
+                                                     "and memory cost per page size")
+    p.set_defaults(func=run)
+
+
+def _limits(args: argparse.Namespace) -> tuple[QueueLimits, str]:
+    if args.device:
+        try:
+            lim = QueueLimits.from_sysfs(args.device)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{args.device}: cannot read queue limits from sysfs ({err})") from None
+        where = f"device {args.device}"
+    else:
+        name = args.preset or "kernel-default"
+        lim, where = PRESETS[name], f"preset {name}"
+    if args.max_sectors_kb is not None:
+        try:
+            lim = lim.with_max_sectors_kb(args.max_sectors_kb)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return lim, where
+
+
+def _sources(args: argparse.Namespace, page: int) -> list[ZeroSource]:
+    specs = args.zero_source or list(SOURCE_NAMES)
+    out = []
+    for spec in specs:
+        name, _, size = spec.partition(":")
+        contiguity = args.contiguity if name == "allocated" else None
+        if size:
+            if name != "allocated":
+                raise UsageError(f"zero source '{spec}': only allocated takes a contiguity")
+            contiguity = parse_size(size, what="contiguity")
+        if name not in SOURCE_NAMES:
+            raise UsageError(f"unknown zero source '{name}' (expected one of {', '.join(SOURCE_NAMES)})")
+        try:
+            out.append(make_source(name, page, contiguity))
+        except ValueError as err:
+            raise UsageError(f"zero source '{spec}': {err}") from None
+    return out
+
+
+def kernel_info() -> dict[str, object]:
+    """What the running kernel's own zeroing would use."""
+    persistent = persistent_huge_zero_folio()
+    return {
+        "release": platform.release(),
+        "CONFIG_PERSISTENT_HUGE_ZERO_FOLIO": persistent,
+        # largest_zero_folio(): the persistent folio if configured, else ZERO_PAGE(0).
+        "largest_zero_folio": {"y": "huge-zero-folio", "n": "zero-page"}.get(persistent, "unknown"),
+    }
+
+
+def build_report(args: argparse.Namespace) -> dict[str, Any]:
+    lim, where = _limits(args)
+    page = args.page_size or os.sysconf("SC_PAGESIZE")
+    if page not in PAGE_SIZES:
+        raise UsageError(f"page size must be one of {', '.join(format_size(p) for p in PAGE_SIZES)}")
+    sources = _sources(args, page)
+    if args.path != "direct" and args.call_size is not None:
+        raise UsageError("--call-size applies to --path direct only")
+    if args.path != "iomap" and args.block_size:
+        raise UsageError("--block-size applies to --path iomap only")
+    if args.path != "kernel" and (args.no_write_zeroes or args.write_zeroes_fails):
+        raise UsageError("--no-write-zeroes and --write-zeroes-fails apply to --path kernel only")
+    length = args.length
+    if length is None:
+        length = 0 if args.path == "iomap" else 1 << 30
+    if args.path != "iomap" and length <= 0:
+        raise UsageError("length must be positive")
+    write_zeroes = False if args.no_write_zeroes else None
+    if args.write_zeroes_fails and not lim.write_zeroes_max_bytes:
+        raise UsageError("--write-zeroes-fails: the device has no write-zeroes")
+    try:
+        results = compare(args.path, lim, length, sources, offset=args.offset, call_size=args.call_size,
+                          block_sizes=args.block_size or None, write_zeroes=write_zeroes,
+                          write_zeroes_fails=args.write_zeroes_fails, page_size=page)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    entries = []
+    for r in results:
+        d = r.to_dict()
+        if args.path == "direct":
+            d["zero_method"] = ZERO_METHOD[r.source.name]
+        entries.append(d)
+    report: dict[str, Any] = {
+        "path": args.path,
+        "limits_from": where,
+        "device": args.device,
+        "preset": None if args.device else (args.preset or "kernel-default"),
+        "length": length,
+        "offset": args.offset,
+        "page_size": page,
+        "limits": lim.to_dict(),
+        "kernel": kernel_info(),
+        "sources": entries,
+    }
+    if args.path == "kernel":
+        report["note"] = ("the running kernel's blkdev_issue_zeroout() zeroes from "
+                          f"{report['kernel']['largest_zero_folio']}")  # type: ignore[index]
+    return report
+
+
+_COLUMNS = (("source", "source"), ("bios", "bios"), ("bvecs", "bvecs"), ("segments", "segs"),
+            ("requests", "requests"), ("merges", "merges"), ("bytes_per_request", "B/req"),
+            ("memory_cost", "memory"))
+
+
+def _short(n: float) -> str:
+    """4K, 64K, 2M, 1.2M: sizes in a narrow column."""
+    for unit, shift in (("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.0f}{unit}" if v == int(v) else f"{v:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def _cell(key: str, entry: dict[str, Any]) -> str:
+    value = entry.get(key)
+    if key == "source":
+        name = str(value)
+        if value == "allocated":
+            name += f"/{_short(entry['contiguity'])}"
+        if entry.get("block_size"):
+            name = f"{_short(entry['block_size'])} {name} {entry['kernel']}"
+        return name
+    if value is None:
+        return "-"
+    if key in ("bytes_per_request", "memory_cost"):
+        return _short(float(value))
+    # Exact below ten million (the JSON is always exact), three figures above.
+    return f"{value:,}" if value < 10**7 else f"{value:.3g}".replace("e+", "e")
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    lim = report["limits"]
+    title = (f"{report['path']} path, {format_size(report['length']) if report['length'] else 'padding'}"
+             f" on {report['limits_from']}: max_sectors {format_size(lim['max_sectors'] * 512)}, "
+             f"{lim['max_segments']} segments of {format_size(lim['max_segment_size'])}, "
+             f"virt boundary {lim['virt_boundary_mask']:#x}, write-zeroes {format_size(lim['write_zeroes_max_bytes'])}")
+    k = report["kernel"]
+    footer = (f"kernel {k['release']}: CONFIG_PERSISTENT_HUGE_ZERO_FOLIO={k['CONFIG_PERSISTENT_HUGE_ZERO_FOLIO']}, "
+              f"largest_zero_folio() is {k['largest_zero_folio']}")
+    rows = [[_cell(key, e) for key, _ in _COLUMNS] for e in report["sources"]]
+    errors = [f"{_cell('source', e)}: {e['error']}" for e in report["sources"] if e.get("error")]
+    try:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        headers = [h for _, h in _COLUMNS]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        print(title)
+        print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths,
+                                                                                              strict=True))))
+        for r in rows:
+            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                                 strict=True))))
+        for line in errors:
+            print(line)
+        print(footer)
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for i, (_, header) in enumerate(_COLUMNS):
+        table.add_column(header, justify="left" if i == 0 else "right", no_wrap=i == 0, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    console = Console()
+    console.print(title, highlight=False)
+    console.print(table)
+    for line in errors:
+        console.print(line, highlight=False)
+    console.print(footer, highlight=False)
+
+
+def _plot(args: argparse.Namespace, report: dict[str, Any], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib (pip install 'largezero[plot]')") from None
+    lim = QueueLimits.from_dict(report["limits"])
+    page = report["page_size"]
+    sources = _sources(args, page)
+    model_path = report["path"] if report["path"] != "iomap" else "kernel"
+    align = max(lim.dio_align, lim.logical_block_size)
+    lengths = [1 << s for s in range(20, 41, 2)]  # 1 MiB .. 1 TiB
+    lengths = [n - n % align for n in lengths if n >= align]
+    fig, (ax_req, ax_vec, ax_mem) = plt.subplots(1, 3, figsize=(16, 5))
+    for src in sources:
+        results = [compare(model_path, lim, n, [src], call_size=args.call_size,
+                           write_zeroes=False if model_path == "kernel" else None)[0] for n in lengths]
+        label = src.name + (f" ({format_size(src.contiguity)})" if src.name == "allocated" else "")
+        ax_req.loglog(lengths, [r.counts.requests if r.counts else 0 for r in results], marker="o", label=label)
+        ax_vec.loglog(lengths, [r.counts.bvecs if r.counts else 0 for r in results], marker="o", label=label)
+    for ax, what in ((ax_req, "device requests"), (ax_vec, "bvecs")):
+        ax.set_xlabel("bytes zeroed")
+        ax.set_ylabel(what)
+        ax.set_title(f"{what}, {model_path} path, {report['limits_from']}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    names = ["zero-page", "huge-zero-folio", "rfc-static-2m"]
+    width = 0.25
+    for i, name in enumerate(names):
+        costs = [make_source(name, p).memory_cost for p in PAGE_SIZES]
+        xs = [x + (i - 1) * width for x in range(len(PAGE_SIZES))]
+        ax_mem.bar(xs, costs, width, label=name)
+    ax_mem.set_yscale("log")
+    ax_mem.set_xticks(range(len(PAGE_SIZES)),
+                      [f"{format_size(p)} pages\n(PMD {format_size(pmd_size_for(p))})" for p in PAGE_SIZES])
+    ax_mem.set_ylabel("bytes of memory")
+    ax_mem.set_title("memory cost of the zero source per page size")
+    ax_mem.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = build_report(args)
+    if args.plot:
+        _plot(args, report, args.plot)
+        report["plot"] = args.plot
+    if args.json:
+        print_json(report)
+    else:
+        _print_table(report)
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+__all__ = ["IOMAP_BLOCK_SIZES", "SourceResult", "build_report", "register", "run"]
