@@ -16,7 +16,8 @@ Writers, measured in the same run on identical files and offsets:
 * ``writer-aligned`` DirectWriter, data in a buffer from aligned_buffer() (no copy at all).
 
 Writes never share a block (one per 2 MiB slot), so a sparse file stays sparse around each
-write. Bytes read are counted through the syscall seam. Run:
+write. The writers take turns write by write (the order rotating), so a busy machine slows
+them alike; each has its own copy of the file. Bytes read are counted through the syscall seam. Run:
 ``python benchmarks/bench_direct_io.py [--quick] [--json]``.
 """
 
@@ -117,43 +118,69 @@ def naive_write(fd: int, data: bytes, offset: int, block: int, scratch: memoryvi
         done += syscalls.ops.pwritev(fd, [span[done:]], start + done)
 
 
-def run_one(path: str, writer_name: str, offs: list[int], payload: bytes) -> dict[str, Any]:
-    counter = Counting()
-    tgt = open_target(path)
+class Contender:
+    """One writer over its own copy of the target, with its own counters."""
+
+    def __init__(self, name: str, path: str, payload: bytes) -> None:
+        self.name = name
+        self.counter = Counting()
+        self.seconds = 0.0
+        self.pad = 0
+        self.payload = payload
+        self.target = open_target(path)
+        self.writer: DirectWriter | None = None
+        self.scratch = aligned_buffer(WRITE + 2 * BLOCK)
+        self.by_phase: dict[int, memoryview] = {}
+        if name != "naive":
+            self.writer = DirectWriter(self.target, block_size=BLOCK)
+
+    def data_for(self, offset: int) -> bytes | memoryview:
+        if self.name != "writer-aligned":
+            return self.payload
+        # A buffer whose address is congruent to the offset: the writer sends it without a copy.
+        phase = offset % 4096
+        if phase not in self.by_phase:
+            buf = aligned_buffer(WRITE, offset=phase)
+            buf[:] = self.payload
+            self.by_phase[phase] = buf
+        return self.by_phase[phase]
+
+    def write(self, offset: int) -> None:
+        data = self.data_for(offset)
+        with syscalls.installed(self.counter):
+            t0 = time.perf_counter()
+            if self.writer is None:
+                naive_write(self.target.direct_fd(), self.payload, offset, BLOCK, self.scratch)
+            else:
+                self.pad += self.writer.write(data, offset).pad_bytes
+            self.seconds += time.perf_counter() - t0
+
+    def close(self) -> dict[str, Any]:
+        if self.writer is not None:
+            self.writer.close()
+        self.target.close()
+        return {
+            "writer": self.name,
+            "seconds": self.seconds,
+            "bytes_read": self.counter.read_bytes,
+            "reads": self.counter.reads,
+            "calls": self.counter.writes,
+            "pad_bytes": self.pad,
+        }
+
+
+def run_pass(paths: dict[str, str], offs: list[int], payload: bytes) -> dict[str, dict[str, Any]]:
+    """Every writer does each write in turn, the order rotating, so load on the machine hits all alike."""
+    contenders = [Contender(name, paths[name], payload) for name in WRITERS]
     try:
-        if writer_name == "naive":
-            fd = tgt.direct_fd()
-            scratch = aligned_buffer(WRITE + 2 * BLOCK)
-            with syscalls.installed(counter):
-                t0 = time.perf_counter()
-                for off in offs:
-                    naive_write(fd, payload, off, BLOCK, scratch)
-                seconds = time.perf_counter() - t0
-            pad = 0
-        else:
-            writer = DirectWriter(tgt, block_size=BLOCK)
-            aligned = [aligned_buffer(WRITE, offset=off) for off in offs] if writer_name == "writer-aligned" else []
-            for buf in aligned:
-                buf[:] = payload
-            pad = 0
-            with syscalls.installed(counter):
-                t0 = time.perf_counter()
-                for i, off in enumerate(offs):
-                    res = writer.write(aligned[i] if aligned else payload, off)
-                    pad += res.pad_bytes
-                seconds = time.perf_counter() - t0
+        for i, off in enumerate(offs):
+            for k in range(len(contenders)):
+                contenders[(i + k) % len(contenders)].write(off)
     finally:
-        tgt.close()
-    written = WRITE * len(offs)
-    return {
-        "writer": writer_name,
-        "seconds": seconds,
-        "mib_per_s": written / seconds / (1 << 20),
-        "bytes_read": counter.read_bytes,
-        "reads": counter.reads,
-        "calls": counter.writes,
-        "pad_bytes": pad,
-    }
+        rows = {c.name: c.close() for c in contenders}
+    for row in rows.values():
+        row["mib_per_s"] = WRITE * len(offs) / row["seconds"] / (1 << 20)
+    return rows
 
 
 def bench(size: int, repeat: int, seed: int, workdir: str) -> dict[str, Any]:
@@ -163,18 +190,19 @@ def bench(size: int, repeat: int, seed: int, workdir: str) -> dict[str, Any]:
                                "writes": len(offs), "repeat": repeat, "layouts": {}}
     for layout in LAYOUTS:
         runs: dict[str, list[dict[str, Any]]] = {w: [] for w in WRITERS}
-        digests: dict[str, bytes] = {}
+        same = True
         for rep in range(repeat):
-            # Alternate the order so neither writer always runs on a warmer machine.
-            order = WRITERS if rep % 2 == 0 else tuple(reversed(WRITERS))
-            for name in order:
-                path = os.path.join(workdir, f"{layout}-{name}-{rep}.img")
+            paths = {name: os.path.join(workdir, f"{layout}-{name}-{rep}.img") for name in WRITERS}
+            for path in paths.values():
                 make_file(path, layout, size)
-                runs[name].append(run_one(path, name, offs, payload))
-                if rep == 0:
-                    with open(path, "rb") as f:
-                        digests[name] = f.read()
+            for name, row in run_pass(paths, offs, payload).items():
+                runs[name].append(row)
+            contents = set()
+            for path in paths.values():
+                with open(path, "rb") as f:
+                    contents.add(hash(f.read()))
                 os.unlink(path)
+            same = same and len(contents) == 1
         rows = {}
         for name, rs in runs.items():
             row = dict(rs[0])
@@ -185,7 +213,6 @@ def bench(size: int, repeat: int, seed: int, workdir: str) -> dict[str, Any]:
         for row in rows.values():
             row["speedup_vs_naive"] = row["mib_per_s"] / naive["mib_per_s"]
             row["read_ratio_vs_naive"] = row["bytes_read"] / naive["bytes_read"] if naive["bytes_read"] else None
-        same = all(d == digests["naive"] for d in digests.values())
         results["layouts"][layout] = {"rows": rows, "contents_match": same}
     return results
 

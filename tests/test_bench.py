@@ -284,7 +284,9 @@ def big_enough_tmp(tmp_path: Any) -> Iterator[str]:
 
 
 @pytest.mark.long
-def test_long_every_target_every_state(big_enough_tmp: str) -> None:
+def test_long_every_target_every_state(big_enough_tmp: str, request: pytest.FixtureRequest) -> None:
+    if "long" not in (request.config.getoption("markexpr") or "") or "not long" in request.config.getoption("markexpr"):
+        pytest.skip("minutes of I/O: run with -m long")
     targets = ("file", "tmpfs", "loop", "loop-nowz") if is_root() else ("file",)
     report = _run(targets, big_enough_tmp, size=256 << 20, rounds=5, cache=("cold", "warm", "warm-4k"),
                   rss_probe=4 << 30)

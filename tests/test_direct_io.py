@@ -13,7 +13,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +32,16 @@ PMD = pmd_size() or (2 << 20)
 FILE_BLOCKS = [512, 1024, 4096, 16384, 65536, PMD]
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+T = TypeVar("T", bound=syscalls.Syscalls)
+
+
+@contextlib.contextmanager
+def installed(replacement: T) -> Iterator[T]:
+    """syscalls.installed() that keeps the replacement's own type for the checker."""
+    with syscalls.installed(replacement):
+        yield replacement
+
 
 
 class Counting(syscalls.Syscalls):
@@ -143,12 +153,14 @@ def check_file_write(layout: str, block: int, offset: int, length: int, aligned:
     data = payload(seed, length, offset, aligned)
     with pair(layout, seed, directory) as (target, ref):
         # Opened outside the counted block: opening may read (a device's signature probe).
-        with DirectWriter(target, block_size=block, direct=direct) as w, syscalls.installed(Counting()) as counter:
+        with DirectWriter(target, block_size=block, direct=direct) as w, installed(Counting()) as counter:
             result = w.write(data, offset)
         reference_write(ref, bytes(data), offset)
         assert os.path.getsize(target) == os.path.getsize(ref)
         assert whole(target) == whole(ref)
     assert result.bytes_written == length
+    if aligned and direct:
+        assert result.bounce_bytes == 0  # an address congruent to the offset goes straight out
     assert result.rmw_bytes_read == counter.read_bytes
     assert result.reads == counter.reads
     assert result.calls == counter.writes
@@ -228,7 +240,7 @@ def test_one_pwritev_per_span_mixes_zero_buffer_and_data() -> None:
     data = aligned_buffer(length, offset=offset)
     data[:] = random.Random(1).randbytes(length)
     with pair("sparse", 1) as (target, ref), DirectWriter(target, block_size=block) as w:
-        with syscalls.installed(Counting()) as counter:
+        with installed(Counting()) as counter:
             result = w.write(data, offset)
         reference_write(ref, bytes(data), offset)
         assert whole(target) == whole(ref)
@@ -249,7 +261,7 @@ def test_zero_matches_reference() -> None:
             block = rng.choice(FILE_BLOCKS)
             offset, length = rng.randrange(0, SIZE + 10_000), rng.randrange(0, 300_000)
             with pair(layout, rng.randrange(1 << 30)) as (target, ref), DirectWriter(target, block_size=block) as w:
-                with syscalls.installed(Counting()) as c:
+                with installed(Counting()) as c:
                     result = w.zero(offset, length)
                 reference_write(ref, bytes(length), offset)
                 assert os.path.getsize(target) == os.path.getsize(ref)
@@ -328,7 +340,7 @@ def loop4k() -> Iterator[tuple[str, str]]:
 def _device_write(dev: str, ref: str, block: int, offset: int, length: int, seed: int, aligned: bool) -> None:
     length = min(length, SIZE - offset)
     data = payload(seed, length, offset, aligned)
-    with DirectWriter(dev, block_size=block) as w, syscalls.installed(Counting()) as counter:
+    with DirectWriter(dev, block_size=block) as w, installed(Counting()) as counter:
         assert w.target.kind == "block"
         result = w.write(data, offset)
     reference_write(ref, bytes(data), offset)
@@ -374,3 +386,21 @@ def test_tmpfs_file_without_fiemap() -> None:
             assert counter.reads == 0
             assert result.align == 4096
             check_file_write("written", block, offset, length, False, rng.randrange(1 << 30), directory=mnt)
+
+
+def test_aligned_buffer_address_is_congruent_to_the_offset() -> None:
+    from largezero.mm.zero_page import buffer_address
+
+    for offset in (0, 1, 511, 4097, 12345, (1 << 40) + 3):
+        buf = aligned_buffer(10_000, offset=offset)
+        assert len(buf) == 10_000 and not buf.readonly and bytes(buf) == bytes(10_000)
+        assert buffer_address(buf) % 4096 == offset % 4096
+    assert buffer_address(aligned_buffer(100, offset=5, align=65536)) % 65536 == 5
+
+
+@pytest.mark.long
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(w=writes, layout=st.sampled_from(["holes", "unwritten", "written", "cached", "sparse"]),
+       direct=st.booleans())
+def test_long_all_layouts_match_reference(w: tuple[int, int, int, bool, int], layout: str, direct: bool) -> None:
+    check_file_write(layout, *w, direct=direct)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import random
 import subprocess
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 import pytest
 
@@ -23,6 +24,16 @@ from .helpers import pattern_bytes, read_range, requires_root
 
 SIZE = 4 << 20
 PMD = pmd_size() or (2 << 20)
+
+T = TypeVar("T", bound=syscalls.Syscalls)
+
+
+@contextlib.contextmanager
+def installed(replacement: T) -> Iterator[T]:
+    """syscalls.installed() that keeps the replacement's own type for the checker."""
+    with syscalls.installed(replacement):
+        yield replacement
+
 
 
 def sparse(path: str, size: int = SIZE) -> str:
@@ -231,7 +242,7 @@ def test_eintr_and_short_writes_still_give_the_right_bytes(tmp_path: Any, short:
         path = layout(str(tmp_path / f"{layout.__name__}-{short}"))
         base = read_range(path, 0, SIZE)
         offset, data = 12345, rng.randbytes(300_000)
-        with DirectWriter(path, block_size=65536) as w, syscalls.installed(Faulty(eintr=2, short=short)) as f:
+        with DirectWriter(path, block_size=65536) as w, installed(Faulty(eintr=2, short=short)) as f:
             result = w.write(data, offset)
         assert result.bytes_written == len(data)
         assert f.calls > result.calls >= 2  # EINTR retried, short writes resumed
@@ -243,7 +254,7 @@ def test_eio_mid_write_reports_a_true_prefix(tmp_path: Any) -> None:
     base = read_range(path, 0, SIZE)
     offset, data = 70_000, random.Random(1).randbytes(500_000)
     with DirectWriter(path, block_size=4096, bounce_size=65536) as w, \
-            syscalls.installed(Faulty(fail_after=200_000)), pytest.raises(DirectWriteError) as exc:
+            installed(Faulty(fail_after=200_000)), pytest.raises(DirectWriteError) as exc:
         w.write(data, offset)
     err = exc.value
     assert err.exit_code == 1 and err.errno == errno.EIO and err.what == "pwritev"
@@ -262,7 +273,7 @@ def test_eio_mid_write_reports_a_true_prefix(tmp_path: Any) -> None:
 def test_read_error_writes_nothing(tmp_path: Any) -> None:
     path = written(str(tmp_path / "f"))
     base = read_range(path, 0, SIZE)
-    with DirectWriter(path, block_size=65536) as w, syscalls.installed(Faulty(read_error=errno.EIO)), \
+    with DirectWriter(path, block_size=65536) as w, installed(Faulty(read_error=errno.EIO)), \
             pytest.raises(DirectWriteError) as exc:
         w.write(b"z" * 100_000, 1000)
     assert exc.value.what == "preadv" and exc.value.bytes_written == 0
@@ -272,7 +283,7 @@ def test_read_error_writes_nothing(tmp_path: Any) -> None:
 def test_read_eintr_is_retried(tmp_path: Any) -> None:
     path = written(str(tmp_path / "f"))
     base = read_range(path, 0, SIZE)
-    with DirectWriter(path, block_size=65536) as w, syscalls.installed(Faulty(read_eintr=3)) as f:
+    with DirectWriter(path, block_size=65536) as w, installed(Faulty(read_eintr=3)) as f:
         w.write(b"q" * 5000, 777)
     assert f.reads >= 4
     assert read_range(path, 0, SIZE) == expected_after(base, b"q" * 5000, 777)
@@ -285,7 +296,7 @@ def test_failed_extending_write_leaves_no_padding_past_eof(tmp_path: Any, short_
     path = sparse(str(tmp_path / "f"), 100_000)
     span = 550_400 - 131_072
     with DirectWriter(path, block_size=65536) as w, \
-            syscalls.installed(Faulty(fail_after=span - short_of_span)), pytest.raises(DirectWriteError) as exc:
+            installed(Faulty(fail_after=span - short_of_span)), pytest.raises(DirectWriteError) as exc:
         w.write(b"e" * 400_000, 150_000)
     err = exc.value
     # Grown only as far as the data known written, never to the padded granule.

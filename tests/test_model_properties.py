@@ -124,8 +124,8 @@ def synthetic_bios(draw: st.DrawFn, lbs: int) -> list[list[ref.Bvec]]:
 
     Half the time many small bios, which is where requests merge.
     """
-    small = draw(st.booleans())
-    bios = []
+    small: bool = draw(st.booleans())
+    bios: list[list[ref.Bvec]] = []
     for _ in range(draw(st.integers(min_value=1, max_value=14 if small else 5))):
         bvecs: list[ref.Bvec] = []
         for _ in range(draw(st.integers(min_value=1, max_value=2 if small else 4))):
@@ -137,6 +137,11 @@ def synthetic_bios(draw: st.DrawFn, lbs: int) -> list[list[ref.Bvec]]:
                 length -= draw(st.integers(min_value=0, max_value=1)) * 512
             run = draw(st.integers(min_value=0, max_value=2))
             bvecs.extend(ref.Bvec(run, off, length) for _ in range(count))
+        contiguous: bool = draw(st.booleans())
+        if bios and contiguous:
+            # Start where the previous bio ended physically: biovec_phys_mergeable().
+            last = bios[-1][-1]
+            bvecs[0] = ref.Bvec(last.run, last.off + last.len, bvecs[0].len)
         size = sum(b.len for b in bvecs)
         if size % lbs:
             bvecs.append(ref.Bvec(9, 0, lbs - size % lbs))

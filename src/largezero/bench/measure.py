@@ -21,6 +21,7 @@ import contextlib
 import os
 import resource
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -143,7 +144,14 @@ class Spawner:
             (os.POSIX_SPAWN_OPEN, 2, self._errfile, os.O_WRONLY | os.O_TRUNC, 0),
         ]
         pid = os.posix_spawn(exe, argv, dict(os.environ, LC_ALL="C"), file_actions=actions)
-        _, status, usage = os.wait4(pid, 0)
+        try:
+            _, status, usage = os.wait4(pid, 0)
+        except BaseException:
+            # Interrupted: do not leave the tool writing to a target we are about to remove.
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            raise
         return os.waitstatus_to_exitcode(status), usage
 
     def run(self, argv: list[str], device: str | None = None, rss: bool = False) -> Counters:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import LargezeroError
@@ -231,10 +233,32 @@ def loadavg() -> str:
         return "?"
 
 
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM (a timeout, a kill) unwinds like Ctrl-C, so loop devices and mounts are undone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRun:
     """Build each target, run every scenario on it, tear it down; then the RSS probe."""
     if config.rounds < 1:
         raise ValueError("at least one round")
+    with _terminate_cleanly():
+        return _run_bench(config, progress)
+
+
+def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:
     started = time.perf_counter()
     load_before = loadavg()
     contenders = select(config.contenders)

@@ -121,7 +121,7 @@ def bvec_split_segs(offset: int, length: int, seg_room: int, byte_room: int,
         n += 1
         total += seg
         take -= seg
-        if False:
+        if (offset + total) & mask:
             break
     return n, total, take > 0 or length > byte_room
 

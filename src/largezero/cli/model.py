@@ -12,7 +12,7 @@ import platform
 from typing import Any
 
 from ..block.limits import PRESETS, QueueLimits
-from ..block.model import IOMAP_BLOCK_SIZES, PATHS, SourceResult, compare
+from ..block.model import PATHS, compare
 from ..block.sources import PAGE_SIZES, SOURCE_NAMES, ZeroSource, make_source, pmd_size_for
 from ..errors import UsageError
 from ..kconfig import persistent_huge_zero_folio
@@ -64,8 +64,9 @@ def register(sub: Any) -> None:
     p.add_argument("--write-zeroes-fails", action="store_true",
                    help="--path kernel: the device advertises write-zeroes but fails it, then the fallback")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", metavar="FILE.png", help="write a PNG of requests and bvecs against length, "
-                                                     "and memory cost per page size")
+    p.add_argument("--plot", metavar="FILE.png", help="write a PNG of requests and bvecs against length "
+                                                     "(1 MiB to 1 TiB; the kernel path for --path iomap) "
+                                                     "and of memory cost per page size")
     p.set_defaults(func=run)
 
 
@@ -255,12 +256,16 @@ def _plot(args: argparse.Namespace, report: dict[str, Any], path: str) -> None:
     lengths = [1 << s for s in range(20, 41, 2)]  # 1 MiB .. 1 TiB
     lengths = [n - n % align for n in lengths if n >= align]
     fig, (ax_req, ax_vec, ax_mem) = plt.subplots(1, 3, figsize=(16, 5))
-    for src in sources:
+    styles = [("-", "o", 7), ("--", "s", 6), (":", "^", 5), ("-.", "x", 5)]
+    for i, src in enumerate(sources):
         results = [compare(model_path, lim, n, [src], call_size=args.call_size,
                            write_zeroes=False if model_path == "kernel" else None)[0] for n in lengths]
         label = src.name + (f" ({format_size(src.contiguity)})" if src.name == "allocated" else "")
-        ax_req.loglog(lengths, [r.counts.requests if r.counts else 0 for r in results], marker="o", label=label)
-        ax_vec.loglog(lengths, [r.counts.bvecs if r.counts else 0 for r in results], marker="o", label=label)
+        # Sources with the same layout give the same counts: distinct styles keep them all visible.
+        line, marker, size = styles[i % len(styles)]
+        style = {"linestyle": line, "marker": marker, "markersize": size, "label": label}
+        ax_req.loglog(lengths, [r.counts.requests if r.counts else 0 for r in results], **style)
+        ax_vec.loglog(lengths, [r.counts.bvecs if r.counts else 0 for r in results], **style)
     for ax, what in ((ax_req, "device requests"), (ax_vec, "bvecs")):
         ax.set_xlabel("bytes zeroed")
         ax.set_ylabel(what)
@@ -297,5 +302,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"plot written to {args.plot}")
     return 0
 
-
-__all__ = ["IOMAP_BLOCK_SIZES", "SourceResult", "build_report", "register", "run"]

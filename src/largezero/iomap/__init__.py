@@ -7,7 +7,6 @@ from .direct_io import (
     WriteResult,
     aligned_buffer,
     iomap_dio_zero,
-    iter_chunks,
     plan_pieces,
     write_direct,
 )
@@ -19,7 +18,6 @@ __all__ = [
     "WriteResult",
     "aligned_buffer",
     "iomap_dio_zero",
-    "iter_chunks",
     "plan_pieces",
     "write_direct",
 ]

@@ -30,7 +30,6 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .. import syscalls
@@ -489,10 +488,11 @@ class DirectWriter:
             io.pos = io.done = start
             pieces = plan_pieces(offset, end, start, stop, g, head, tail)
             windows = any(p.window is not None and (p.window.read or data is not None) for p in pieces)
-            if windows or (data is not None and self._needs_bounce(data, offset, pieces)):
+            bounce = data is not None and self._needs_bounce(data, offset, pieces)
+            if windows or bounce:
                 scratch = self._get_scratch()
             self._fill_windows(pieces, data, offset, end, scratch, size, result, io)
-            self._issue(pieces, data, offset, end, scratch, io)
+            self._issue(pieces, data, offset, end, scratch if bounce else None, io)
             io.flush()
             result.bytes_written = length
         finally:
@@ -559,7 +559,7 @@ class DirectWriter:
             return False
         pos = a
         for ext in extents:
-            if ext.logical > pos:
+            if ext.logical > pos or not ext.flags & FIEMAP_EXTENT_UNWRITTEN:
                 return False  # a gap FIEMAP does not explain, or written data
             pos = max(pos, ext.logical + ext.length)
             if pos >= b:
@@ -605,7 +605,8 @@ class DirectWriter:
                     w.view[a - w.start: b - w.start] = data[a - offset: b - offset]
 
     def _issue(self, pieces: list[_Piece], data: memoryview | None, offset: int, end: int,
-               scratch: _Scratch | None, io: _Batch) -> None:
+               bounce_via: _Scratch | None, io: _Batch) -> None:
+        """Feed the pieces to the batch in order; caller data goes through ``bounce_via`` when given."""
         result = io.result
         for p in pieces:
             if p.kind == _ZERO or (p.kind == _DATA and data is None):
@@ -620,10 +621,10 @@ class DirectWriter:
             else:
                 assert data is not None
                 chunk = data[p.start - offset: p.end - offset]
-                if scratch is None:
+                if bounce_via is None:
                     io.add(chunk)
                     continue
-                bounce = scratch.bounce
+                bounce = bounce_via.bounce
                 for i in range(0, len(chunk), len(bounce)):
                     piece = chunk[i: i + len(bounce)]
                     if i:
@@ -774,15 +775,3 @@ def write_direct(target: str | os.PathLike[str] | int | Target, data: ReadableBu
     with DirectWriter(target, block_size=block_size, direct=direct, force=force) as writer:
         return writer.write(data, offset)
 
-
-def iter_chunks(length: int, offset: int, block_size: int, chunk: int) -> Iterator[tuple[int, int]]:
-    """(offset, length) pieces of a stream written at ``offset`` whose inner boundaries are block-aligned.
-
-    Chunks that meet on block boundaries never leave a partial block between them to read back.
-    """
-    chunk = max(block_size, _round_down(chunk, block_size))
-    pos, end = offset, offset + length
-    while pos < end:
-        nxt = min(end, _round_down(pos, block_size) + chunk)
-        yield pos, nxt - pos
-        pos = nxt

@@ -1,0 +1,293 @@
+"""largezero write, zero --direct's edges through the direct writer, and the benchmark in --quick form."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from largezero import ZeroingError, syscalls, zero_range
+from largezero.scratch import fill_pattern, loop_device, make_image
+
+from .helpers import pattern_bytes, read_range, requires_root
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = 4 << 20
+
+T = TypeVar("T", bound=syscalls.Syscalls)
+
+
+@contextlib.contextmanager
+def installed(replacement: T) -> Iterator[T]:
+    """syscalls.installed() that keeps the replacement's own type for the checker."""
+    with syscalls.installed(replacement):
+        yield replacement
+
+
+
+def largezero(*argv: str, stdin: bytes | Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    cmd = [sys.executable, "-m", "largezero", *argv]
+    if isinstance(stdin, Path):
+        with open(stdin, "rb") as f:
+            return subprocess.run(cmd, stdin=f, capture_output=True, timeout=120)
+    return subprocess.run(cmd, input=stdin or b"", capture_output=True, timeout=120)
+
+
+def sparse(path: Path, size: int = SIZE) -> Path:
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def check_one_line_error(done: subprocess.CompletedProcess[bytes], code: int, words: str) -> None:
+    assert done.returncode == code, done
+    err = done.stderr.decode()
+    assert words in err
+    assert err.startswith("largezero") and err.count("\n") <= 2  # one line (+ argparse's hint)
+    assert "Traceback" not in err
+
+
+# --- largezero write ----------------------------------------------------------------------
+
+
+def test_write_direct_json_into_a_hole(tmp_path: Path) -> None:
+    target = sparse(tmp_path / "t.img")
+    data = random.Random(1).randbytes(100_000)
+    done = largezero("write", str(target), "-o", "70001", "--direct", "--block-size", "64K", "--json", stdin=data)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["bytes_written"] == out["length"] == len(data)
+    assert out["direct"] is True and out["block_size"] == 65536
+    assert out["rmw_bytes_read"] == 0 and out["reads"] == 0  # a hole: padded, never read
+    assert out["pad_bytes"] == out["span_length"] - len(data) > 0
+    assert out["calls"] >= 1 and out["zero_buffer"]["name"] in ("LARGE_ZERO_PAGE", "ZERO_PAGE")
+    got = read_range(str(target), 0, SIZE)
+    assert got[70001:170001] == data and got[:70001] == bytes(70001) and got[170001:] == bytes(SIZE - 170001)
+
+
+def test_write_streams_a_pipe_in_block_aligned_chunks(tmp_path: Path) -> None:
+    """40 MiB through a pipe at an unaligned offset: chunks meet on block boundaries, so only the
+    first head and the last tail are partial, and into a sparse file nothing is read."""
+    target = sparse(tmp_path / "t.img", 1 << 20)
+    data = random.Random(2).randbytes(40 << 20)
+    done = largezero("write", str(target), "-o", "12345", "--direct", "-b", "64K", "--json", stdin=data)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["writes"] >= 3 and out["bytes_written"] == len(data)
+    assert out["reads"] == 0 and out["bounce_bytes"] == 0  # staged at addresses congruent to the offset
+    assert out["head"] == "zero" and out["tail"] == "zero"
+    assert os.path.getsize(target) == 12345 + len(data)
+    assert read_range(str(target), 12345, len(data)) == data
+
+
+def test_write_buffered_text_summary(tmp_path: Path) -> None:
+    target = tmp_path / "t.img"
+    make_image(str(target), 1 << 20)
+    fill_pattern(str(target), 0, 1 << 20)
+    done = largezero("write", str(target), "-o", "1000", stdin=b"hello")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.decode()
+    assert "wrote 5 B at offset 1000 (buffered" in line and line.count("\n") == 1
+    expected = bytearray(pattern_bytes(1 << 20))
+    expected[1000:1005] = b"hello"
+    assert read_range(str(target), 0, 1 << 20) == bytes(expected)
+
+
+def test_write_from_a_regular_file_on_stdin(tmp_path: Path) -> None:
+    target = tmp_path / "t.img"
+    make_image(str(target), 1 << 20)
+    fill_pattern(str(target), 0, 1 << 20)
+    source = tmp_path / "data"
+    source.write_bytes(b"\x07" * 3000)
+    done = largezero("write", str(target), "-o", "4095", "--direct", "--json", stdin=source)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["head"] == "rmw" and out["tail"] == "rmw" and out["rmw_bytes_read"] > 0
+    expected = bytearray(pattern_bytes(1 << 20))
+    expected[4095:7095] = b"\x07" * 3000
+    assert read_range(str(target), 0, 1 << 20) == bytes(expected)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["-o", "-5"], "offset"),
+    (["-o", "0", "--direct", "--block-size", "3000"], "block size 3000 is not a power of two"),
+    (["-o", "0", "--direct", "--block-size", "256"], "smaller than the direct I/O alignment"),
+    (["-o", "0", "--direct", "--block-size", "4M"], "larger than the PMD size"),
+    (["-o", "1x"], "offset"),
+])
+def test_write_bad_input(tmp_path: Path, argv: list[str], words: str) -> None:
+    target = sparse(tmp_path / "t.img", 1 << 20)
+    check_one_line_error(largezero("write", str(target), *argv, stdin=b"abc"), 2, words)
+    assert read_range(str(target), 0, 1 << 20) == bytes(1 << 20)
+
+
+def test_write_missing_target_and_missing_offset(tmp_path: Path) -> None:
+    check_one_line_error(largezero("write", str(tmp_path / "nope"), "-o", "0", stdin=b"x"), 2, "no such file")
+    check_one_line_error(largezero("write", str(tmp_path / "nope"), stdin=b"x"), 2, "-o/--offset")
+
+
+@requires_root
+def test_write_data_larger_than_the_device(tmp_path: Path) -> None:
+    image = make_image(str(tmp_path / "disk.img"), 1 << 20)
+    fill_pattern(image, 0, 1 << 20)
+    source = tmp_path / "data"
+    source.write_bytes(b"\x01" * 5000)
+    with loop_device(image) as dev:
+        before = read_range(dev, 0, 1 << 20)
+        # Known size on stdin: refused before anything is written.
+        check_one_line_error(largezero("write", dev, "-o", str((1 << 20) - 4000), "--direct", stdin=source),
+                             2, "larger than the target")
+        # A pipe: found on the first chunk, still before any write.
+        check_one_line_error(largezero("write", dev, "-o", "0", "--direct", stdin=b"\2" * ((1 << 20) + 1)),
+                             2, "larger than the target")
+        assert read_range(dev, 0, 1 << 20) == before
+        # Up to the last byte is fine.
+        done = largezero("write", dev, "-o", str((1 << 20) - 5000), "--direct", "--json", stdin=source)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["reads"] >= 1  # a device's partial block is always read
+        assert read_range(dev, 0, 1 << 20) == before[: -5000] + b"\x01" * 5000
+
+
+@requires_root
+def test_write_read_only_device(tmp_path: Path) -> None:
+    image = make_image(str(tmp_path / "disk.img"), 1 << 20)
+    device = subprocess.run(["losetup", "--find", "--show", "--read-only", image], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    try:
+        check_one_line_error(largezero("write", device, "-o", "0", "--direct", stdin=b"x"), 2, device)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+# --- zero --direct: the unaligned edges go through the writer ------------------------------
+
+
+class Counting(syscalls.Syscalls):
+    def __init__(self, read_error: int | None = None, write_error_at: int | None = None) -> None:
+        self.reads = 0
+        self.read_error = read_error
+        self.write_error_at = write_error_at
+
+    def preadv(self, fd: int, buffers: Sequence[Any], offset: int) -> int:
+        self.reads += 1
+        if self.read_error:
+            raise OSError(self.read_error, os.strerror(self.read_error))
+        return super().preadv(fd, buffers, offset)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        self.reads += 1
+        return super().pread(fd, length, offset)
+
+    def pwritev(self, fd: int, buffers: Sequence[Any], offset: int) -> int:
+        if self.write_error_at is not None and offset >= self.write_error_at:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return super().pwritev(fd, buffers, offset)
+
+
+def test_zero_direct_edges_into_holes_read_nothing(tmp_path: Path) -> None:
+    target = sparse(tmp_path / "t.img")
+    fill_pattern(str(target), 1 << 20, 1 << 20)  # data further on, holes around the edges
+    # The range ends 100 bytes into a 4 KiB filesystem block that the aligned middle leaves a hole.
+    end = 147 * 4096 + 100
+    with installed(Counting()) as c:
+        r = zero_range(str(target), 1000, end - 1000, method="large", direct=True)
+    assert r.bytes_zeroed == end - 1000
+    assert c.reads == 0
+    assert read_range(str(target), 0, 1 << 20) == bytes(1 << 20)
+    assert read_range(str(target), 1 << 20, 1 << 20) == pattern_bytes(1 << 20)
+
+
+def test_zero_direct_tail_edge_in_a_block_the_middle_wrote_is_read(tmp_path: Path) -> None:
+    """zero_range writes the aligned middle before the tail edge; when both share a filesystem
+    block, the middle's write made that block data (the kernel zeroed the rest of it), so the
+    edge is read-modify-written: one read, still only zeros written."""
+    target = sparse(tmp_path / "t.img")
+    with installed(Counting()) as c:
+        r = zero_range(str(target), 1000, 600_000, method="large", direct=True)
+    assert r.bytes_zeroed == 600_000
+    assert c.reads == 1
+    assert read_range(str(target), 0, SIZE) == bytes(SIZE)
+
+
+def test_zero_direct_edges_over_data_read_modify_write(tmp_path: Path) -> None:
+    target = tmp_path / "t.img"
+    make_image(str(target), SIZE)
+    fill_pattern(str(target), 0, SIZE)
+    with installed(Counting()) as c:
+        r = zero_range(str(target), 1000, 600_000, method="large", direct=True)
+    assert c.reads == 2  # the head and tail granules, nothing else
+    assert r.bytes_zeroed == 600_000 and r.calls >= 3
+    expected = bytearray(pattern_bytes(SIZE))
+    expected[1000:601000] = bytes(600_000)
+    assert read_range(str(target), 0, SIZE) == bytes(expected)
+
+
+def test_zero_direct_edge_errors_keep_exact_progress(tmp_path: Path) -> None:
+    target = tmp_path / "t.img"
+    make_image(str(target), SIZE)
+    fill_pattern(str(target), 0, SIZE)
+    with installed(Counting(read_error=errno.EIO)), pytest.raises(ZeroingError) as exc:
+        zero_range(str(target), 1000, 600_000, method="large", direct=True)
+    assert exc.value.bytes_zeroed == 0 and "preadv" in str(exc.value)
+    assert read_range(str(target), 0, SIZE) == pattern_bytes(SIZE)
+    # The tail edge [600576, 601000) fails: everything before it is done and reported.
+    with installed(Counting(write_error_at=600_576)), pytest.raises(ZeroingError) as exc:
+        zero_range(str(target), 1000, 600_000, method="large", direct=True)
+    assert exc.value.bytes_zeroed == 600_576 - 1000
+    assert exc.value.stopped_at == 600_576
+    got = read_range(str(target), 0, SIZE)
+    assert got[1000:600_576] == bytes(600_576 - 1000)
+    assert got[600_576:] == pattern_bytes(SIZE)[600_576:]
+
+
+@requires_root
+def test_zero_direct_on_a_loop_device_edges(tmp_path: Path) -> None:
+    image = make_image(str(tmp_path / "disk.img"), SIZE)
+    fill_pattern(image, 0, SIZE)
+    with loop_device(image) as dev:
+        with installed(Counting()) as c:
+            r = zero_range(dev, 4097, 100_000, method="large", direct=True)
+        assert r.bytes_zeroed == 100_000
+        assert c.reads >= 2  # never assume a hole on a device
+        expected = bytearray(pattern_bytes(SIZE))
+        expected[4097:104097] = bytes(100_000)
+        assert read_range(dev, 0, SIZE) == bytes(expected)
+
+
+# --- the benchmark, quick -----------------------------------------------------------------
+
+
+def test_benchmark_quick_output_is_sane(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_direct_io.py"), "--quick", "--json",
+                           "--dir", str(tmp_path)], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    res = json.loads(done.stdout)
+    assert res["block_size"] == 65536 and res["write_bytes"] == 1 << 20 and res["writes"] >= 4
+    layouts = res["layouts"]
+    assert set(layouts) == {"sparse", "unwritten", "written"}
+    for name, block in layouts.items():
+        rows = block["rows"]
+        assert block["contents_match"] is True
+        assert set(rows) == {"naive", "writer", "writer-aligned"}
+        naive = rows["naive"]
+        # The naive peer reads both partial blocks of every write, whole.
+        assert naive["bytes_read"] == 2 * 65536 * res["writes"]
+        for row in rows.values():
+            assert row["mib_per_s"] > 0 and row["seconds"] > 0
+            assert row["speedup_vs_naive"] == pytest.approx(row["mib_per_s"] / naive["mib_per_s"])
+        for writer in ("writer", "writer-aligned"):
+            if name == "written":
+                assert 0 < rows[writer]["bytes_read"] < naive["bytes_read"]
+            else:
+                assert rows[writer]["bytes_read"] == 0 and rows[writer]["read_ratio_vs_naive"] == 0
+    # No leftovers in the work directory.
+    assert list(tmp_path.iterdir()) == []
