@@ -125,6 +125,7 @@ class Contender:
         self.name = name
         self.counter = Counting()
         self.seconds = 0.0
+        self.cpu_seconds = 0.0  # user + system CPU of this thread: steadier than wall time on a busy machine
         self.pad = 0
         self.payload = payload
         self.target = open_target(path)
@@ -148,12 +149,13 @@ class Contender:
     def write(self, offset: int) -> None:
         data = self.data_for(offset)
         with syscalls.installed(self.counter):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             if self.writer is None:
                 naive_write(self.target.direct_fd(), self.payload, offset, BLOCK, self.scratch)
             else:
                 self.pad += self.writer.write(data, offset).pad_bytes
             self.seconds += time.perf_counter() - t0
+            self.cpu_seconds += time.thread_time() - c0
 
     def close(self) -> dict[str, Any]:
         if self.writer is not None:
@@ -162,6 +164,7 @@ class Contender:
         return {
             "writer": self.name,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "bytes_read": self.counter.read_bytes,
             "reads": self.counter.reads,
             "calls": self.counter.writes,
@@ -180,6 +183,7 @@ def run_pass(paths: dict[str, str], offs: list[int], payload: bytes) -> dict[str
         rows = {c.name: c.close() for c in contenders}
     for row in rows.values():
         row["mib_per_s"] = WRITE * len(offs) / row["seconds"] / (1 << 20)
+        row["cpu_us_per_write"] = row["cpu_seconds"] / len(offs) * 1e6
     return rows
 
 
@@ -206,8 +210,8 @@ def bench(size: int, repeat: int, seed: int, workdir: str) -> dict[str, Any]:
         rows = {}
         for name, rs in runs.items():
             row = dict(rs[0])
-            row["seconds"] = statistics.median(r["seconds"] for r in rs)
-            row["mib_per_s"] = statistics.median(r["mib_per_s"] for r in rs)
+            for key in ("seconds", "mib_per_s", "cpu_seconds", "cpu_us_per_write"):
+                row[key] = statistics.median(r[key] for r in rs)
             rows[name] = row
         naive = rows["naive"]
         for row in rows.values():
@@ -221,13 +225,14 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"{res['writes']} writes of {format_size(res['write_bytes'])} at random 512-byte offsets, "
           f"block {format_size(res['block_size'])}, file {format_size(res['file_size'])}, "
           f"median of {res['repeat']}")
-    print(f"{'layout':<10} {'writer':<15} {'MiB/s':>9} {'x naive':>8} {'bytes read':>12} {'reads':>6} "
-          f"{'read/naive':>10} {'calls':>6}")
+    print(f"{'layout':<10} {'writer':<15} {'MiB/s':>9} {'x naive':>8} {'CPU us/write':>12} {'bytes read':>12} "
+          f"{'reads':>6} {'read/naive':>10} {'calls':>6}")
     for layout, block in res["layouts"].items():
         for name, row in block["rows"].items():
             ratio = row["read_ratio_vs_naive"]
+            shown = "-" if ratio is None else f"{ratio:.3f}"
             print(f"{layout:<10} {name:<15} {row['mib_per_s']:>9.1f} {row['speedup_vs_naive']:>8.2f} "
-                  f"{row['bytes_read']:>12} {row['reads']:>6} {'-' if ratio is None else f'{ratio:.3f}':>10} "
+                  f"{row['cpu_us_per_write']:>12.0f} {row['bytes_read']:>12} {row['reads']:>6} {shown:>10} "
                   f"{row['calls']:>6}")
         print(f"{layout:<10} contents identical across writers: {'yes' if block['contents_match'] else 'NO'}")
 

@@ -1,8 +1,9 @@
 """Run the zeroing benchmark and keep everything it says: table, JSON and chart.
 
 The same engine as ``largezero bench`` (largezero.bench), the same options, plus ``--out``:
-a directory that receives ``bench.txt`` (the tables and targets), ``bench.json`` (every
-sample of every round) and ``bench.png`` (the chart). docs/performance.md was made with::
+a directory that receives ``bench.txt`` (the tables and targets), ``bench.md`` (the same
+as markdown), ``bench.json`` (every sample of every round) and ``bench.png`` (the chart).
+docs/performance.md was made with::
 
     sudo .venv/bin/python benchmarks/run.py --size 1G --cache cold,warm --out docs/bench
 
@@ -17,7 +18,7 @@ import json
 import os
 import sys
 
-from largezero.bench import build_report, plot, render_text, run_bench
+from largezero.bench import build_report, plot, render_markdown, render_text, run_bench
 from largezero.cli.bench import config_from_args, register
 from largezero.errors import LargezeroError
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     register(sub)
     bench = sub.choices["bench"]
-    bench.add_argument("--out", default="benchmarks/results", help="directory for bench.{txt,json,png}")
+    bench.add_argument("--out", default="benchmarks/results", help="directory for bench.{txt,md,json,png}")
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
     try:
         config = config_from_args(args)
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     render_text(report, text)
     with open(os.path.join(args.out, "bench.txt"), "w") as f:
         f.write(text.getvalue())
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write(render_markdown(report))
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(report, f, indent=1, default=str)
         f.write("\n")
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("no matplotlib: no chart", file=sys.stderr)
     sys.stdout.write(text.getvalue())
-    print(f"written: {args.out}/bench.txt, bench.json, bench.png")
+    print(f"written: {args.out}/bench.txt, bench.md, bench.json, bench.png")
     bad = [r for sc in report["scenarios"] for r in sc["rows"] if r["rounds"] and not r["verified"]]
     return 1 if bad else 0
 

@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from largezero.bench import BenchConfig, all_contenders, build_report, render_text, run_bench, select
+from largezero.bench import (
+    BenchConfig,
+    all_contenders,
+    build_report,
+    render_markdown,
+    render_text,
+    run_bench,
+    select,
+)
 from largezero.bench import cache as bench_cache
 from largezero.bench.measure import Spawner, measured_call
 from largezero.bench.runner import verify_range
@@ -203,6 +211,8 @@ def test_every_contender_on_a_file(tmp_path: Any) -> None:
     render_text(report, W())
     text = "".join(out)
     assert "file/cold" in text and "Targets (reported, not asserted)" in text
+    md = render_markdown(report)
+    assert "| largezero large --direct | direct |" in md and "#### Targets" in md
 
 
 @requires_root
@@ -270,6 +280,21 @@ def test_cli_json_and_plot(tmp_path: Any, capsys: pytest.CaptureFixture[str]) ->
     assert report["config"]["rounds"] == 5
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmarks_run_script_writes_its_files(tmp_path: Any) -> None:
+    import importlib.util
+
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "run.py")
+    spec = importlib.util.spec_from_file_location("bench_run", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = os.path.join(tmp_path, "out")
+    code = module.main(["-t", "file", "-s", "1M", "--cache", "warm", "-c", "lz-large-direct", "-c", "limit-",
+                        "--probe-size", "0", "--dir", str(tmp_path), "--out", out])
+    assert code == 0
+    assert sorted(os.listdir(out)) == ["bench.json", "bench.md", "bench.png", "bench.txt"]
 
 
 # --- the long form ------------------------------------------------------------------------

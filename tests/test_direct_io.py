@@ -194,7 +194,7 @@ def test_written_data_matches_reference(w: tuple[int, int, int, bool, int]) -> N
         assert result.rmw_bytes_read <= 2 * block
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=25)
 @given(w=writes)
 def test_buffered_mode_matches_reference(w: tuple[int, int, int, bool, int]) -> None:
     for layout in ("holes", "written"):

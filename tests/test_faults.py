@@ -420,3 +420,18 @@ def test_blkzeroout_unsupported_falls_back_to_direct_writes(file_loop: Callable[
         assert data == expected[:off] + bytes(length) + expected[off + length :]
     finally:
         tgt.close()
+
+
+@requires_root
+@pytest.mark.parametrize("method", ["auto", "large"])
+def test_sync_on_a_block_device_flushes_after_the_last_write(file_loop: Callable[[int], str], method: str) -> None:
+    """fdatasync on a block device (blkdev_fsync) writes back and sends a cache FLUSH: it must be
+    the last call, made once, and only then is the job reported synced."""
+    dev = file_loop(4 << 20)
+    inj = Injector()
+    with syscalls.installed(inj):
+        r = zero_range(dev, 512, 1 << 20, method=method, sync=True)
+    assert r.synced and inj.names()[-1] == "fdatasync" and inj.names().count("fdatasync") == 1
+    with syscalls.installed(Injector(sync_errno=errno.EIO)), pytest.raises(ZeroingError) as info:
+        zero_range(dev, 512, 1 << 20, method=method, sync=True)
+    assert info.value.bytes_zeroed == 0 and "fdatasync" in str(info.value)

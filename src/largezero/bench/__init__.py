@@ -13,7 +13,7 @@ imported only when asked for.
 from __future__ import annotations
 
 from .contenders import Contender, all_contenders, select
-from .report import build_report, environment, plot, render_text
+from .report import build_report, environment, plot, render_markdown, render_text
 from .runner import QUICK_SIZE, BenchConfig, BenchRun, run_bench, verify_range
 from .targets import TARGETS
 
@@ -27,6 +27,7 @@ __all__ = [
     "build_report",
     "environment",
     "plot",
+    "render_markdown",
     "render_text",
     "run_bench",
     "select",

@@ -53,8 +53,17 @@ class Target:
     @property
     def key(self) -> tuple[str, int, int]:
         if self.kind == BLOCK:
-            return (BLOCK, self.rdev, 0)
+            # diskseq changes whenever a device number gets new media (a loop re-attached),
+            # so what one attachment refused is not held against the next.
+            return (BLOCK, self.rdev, self._diskseq())
         return (FILE, *self.dev_ino)
+
+    def _diskseq(self) -> int:
+        try:
+            with open(f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}/diskseq") as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return 0
 
     @property
     def block_name(self) -> str | None:
