@@ -3,68 +3,19 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from largezero import TargetError, UsageError, ZeroingError, syscalls, zero_range
 
+from .faultinject import Injector
 from .helpers import pattern_bytes, read_range, requires_root
 
 SIZE = 8 << 20
-
-
-class Faulty(syscalls.Syscalls):
-    """EINTR on the first write call, then short writes, then EIO once ``fail_after`` bytes are done."""
-
-    def __init__(self, *, eintr: int = 0, short: int | None = None, fail_after: int | None = None,
-                 code: int = errno.EIO) -> None:
-        self.eintr = eintr
-        self.short = short
-        self.fail_after = fail_after
-        self.code = code
-        self.written = 0
-        self.calls = 0
-
-    def _cut(self, want: int, fd: int) -> int:
-        if self.fail_after is not None and self.written >= self.fail_after:
-            raise OSError(self.code, os.strerror(self.code))
-        n = want if self.short is None else min(want, self.short)
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            n = max(n - n % 512, min(want, 512))  # the kernel never returns a partial sector
-        if self.fail_after is not None:
-            n = min(n, self.fail_after - self.written)
-        return n
-
-    def pwritev(self, fd: int, buffers: Sequence[Any], offset: int) -> int:
-        self.calls += 1
-        if self.eintr:
-            self.eintr -= 1
-            raise InterruptedError(errno.EINTR, "Interrupted system call")
-        want = sum(len(memoryview(b)) for b in buffers)
-        n = self._cut(want, fd)
-        # Write only the first n bytes, as a short write does.
-        out, left = [], n
-        for b in buffers:
-            if left <= 0:
-                break
-            view = memoryview(b)[:left]
-            out.append(view)
-            left -= len(view)
-        done = os.pwritev(fd, out, offset) if out else 0
-        self.written += done
-        return done
-
-    def pwrite(self, fd: int, data: Any, offset: int) -> int:
-        n = self._cut(len(memoryview(data)), fd)
-        done = os.pwrite(fd, memoryview(data)[:n], offset)
-        self.written += done
-        return done
 
 
 @pytest.mark.parametrize("short", [1, 511, 4096, 65537, (2 << 20) - 1])
@@ -74,7 +25,7 @@ def test_eintr_and_short_writes_resume(scratch_file: Callable[[int], str], short
     path = scratch_file(SIZE)
     # Byte-sized short writes take one system call per byte: keep that range small.
     length = (3 << 20) + 5 if short >= 4096 else (40 << 10) + 7
-    with syscalls.installed(Faulty(eintr=2, short=short)):
+    with syscalls.installed(Injector(eintr_at=(0, 1), cap=short)):
         result = zero_range(path, 777, length, method=method, direct=direct)
     assert result.bytes_zeroed == length
     data = read_range(path, 0, SIZE)
@@ -90,7 +41,7 @@ def test_error_reports_exactly_what_was_zeroed(scratch_file: Callable[[int], str
                                                code: int) -> None:
     path = scratch_file(SIZE)
     offset, length = 1000, 5 << 20
-    with syscalls.installed(Faulty(fail_after=fail_after, code=code)), pytest.raises(ZeroingError) as info:
+    with syscalls.installed(Injector(fail_after=fail_after, fail_errno=code)), pytest.raises(ZeroingError) as info:
         zero_range(path, offset, length, method="large")
     err = info.value
     assert err.bytes_zeroed == fail_after
