@@ -2,7 +2,8 @@
 
 The same engine as ``largezero bench`` (largezero.bench), the same options, plus ``--out``:
 a directory that receives ``bench.txt`` (the tables and targets), ``bench.md`` (the same
-as markdown), ``bench.json`` (every sample of every round) and ``bench.png`` (the chart).
+as markdown), ``bench.json`` (every sample of every round), ``bench.png`` (the chart) and
+``headline.png`` (the chart with the main contenders only).
 docs/performance.md was made with::
 
     sudo .venv/bin/python benchmarks/run.py --size 1G --cache cold,warm --out docs/bench
@@ -18,7 +19,7 @@ import json
 import os
 import sys
 
-from largezero.bench import build_report, plot, render_markdown, render_text, run_bench
+from largezero.bench import HEADLINE, build_report, plot, render_markdown, render_text, run_bench
 from largezero.cli.bench import config_from_args, register
 from largezero.errors import LargezeroError
 
@@ -53,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         f.write("\n")
     try:
         plot(report, os.path.join(args.out, "bench.png"))
+        plot(report, os.path.join(args.out, "headline.png"), keys=HEADLINE)
     except ImportError:
         print("no matplotlib: no chart", file=sys.stderr)
     sys.stdout.write(text.getvalue())
-    print(f"written: {args.out}/bench.txt, bench.md, bench.json, bench.png")
+    print(f"written: {args.out}/bench.txt, bench.md, bench.json, bench.png, headline.png")
     bad = [r for sc in report["scenarios"] for r in sc["rows"] if r["rounds"] and not r["verified"]]
     return 1 if bad else 0
 

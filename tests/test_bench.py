@@ -49,7 +49,7 @@ def _rows(report: dict[str, Any], scenario: str) -> dict[str, dict[str, Any]]:
     return {r["key"]: r for r in sc["rows"]}
 
 
-def _check_every_row(report: dict[str, Any], allowed_failures: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def _check_every_row(report: dict[str, Any], allowed_failures: frozenset[str] = frozenset()) -> None:
     for sc in report["scenarios"]:
         for r in sc["rows"]:
             if r["failed"]:
@@ -219,7 +219,7 @@ def test_every_contender_on_a_file(tmp_path: Any) -> None:
 def test_tmpfs_and_loop_targets(tmp_path: Any) -> None:
     report = _run(("tmpfs", "loop", "loop-nowz"), tmp_path)
     assert [s["name"] for s in report["scenarios"]] == ["tmpfs/resident", "loop/cold", "loop-nowz/cold"]
-    _check_every_row(report, allowed_failures={"fallocate-z"})
+    _check_every_row(report, allowed_failures=frozenset({"fallocate-z"}))
     tmpfs = _rows(report, "tmpfs/resident")
     assert tmpfs["fallocate-z"]["failed"]  # tmpfs has no FALLOC_FL_ZERO_RANGE
     assert tmpfs["lz-auto"]["mode"] == "buffered"  # so auto falls back to large writes
@@ -294,7 +294,7 @@ def test_benchmarks_run_script_writes_its_files(tmp_path: Any) -> None:
     code = module.main(["-t", "file", "-s", "1M", "--cache", "warm", "-c", "lz-large-direct", "-c", "limit-",
                         "--probe-size", "0", "--dir", str(tmp_path), "--out", out])
     assert code == 0
-    assert sorted(os.listdir(out)) == ["bench.json", "bench.md", "bench.png", "bench.txt"]
+    assert sorted(os.listdir(out)) == ["bench.json", "bench.md", "bench.png", "bench.txt", "headline.png"]
 
 
 # --- the long form ------------------------------------------------------------------------
@@ -315,5 +315,5 @@ def test_long_every_target_every_state(big_enough_tmp: str, request: pytest.Fixt
     targets = ("file", "tmpfs", "loop", "loop-nowz") if is_root() else ("file",)
     report = _run(targets, big_enough_tmp, size=256 << 20, rounds=5, cache=("cold", "warm", "warm-4k"),
                   rss_probe=4 << 30)
-    _check_every_row(report, allowed_failures={"fallocate-z"})
+    _check_every_row(report, allowed_failures=frozenset({"fallocate-z"}))
     assert all(p["rss_growth"] is not None and p["verified"] for p in report["rss_probe"])

@@ -13,11 +13,12 @@ imported only when asked for.
 from __future__ import annotations
 
 from .contenders import Contender, all_contenders, select
-from .report import build_report, environment, plot, render_markdown, render_text
+from .report import HEADLINE, build_report, environment, plot, render_markdown, render_text
 from .runner import QUICK_SIZE, BenchConfig, BenchRun, run_bench, verify_range
 from .targets import TARGETS
 
 __all__ = [
+    "HEADLINE",
     "QUICK_SIZE",
     "TARGETS",
     "BenchConfig",

@@ -20,7 +20,7 @@ EXAMPLES = """\
 examples:
   largezero bench --quick                   every target, small sizes, under a minute
   largezero bench --target file --size 1G   1 GiB on a file of the working filesystem
-  largezero bench --cache all --json > bench.json --plot bench.png
+  largezero bench --cache all --plot bench.png --json > bench.json
 """
 
 
