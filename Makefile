@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-long clean
+.PHONY: demo test bench bench-long clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -m 'not long' tests
+
+bench: $(STAMP)
+	$(BIN)/largezero bench --quick
 
 bench-long: $(STAMP)
 	$(BIN)/pytest -m long tests

@@ -114,3 +114,38 @@ def test_demo_runs_verifies_and_cleans_up() -> None:
         device_rows = {r["label"]: r for r in out["rows"] if r["target"].startswith("/dev/")}
         assert device_rows["large direct"]["requests"] < device_rows["page direct"]["requests"]
         assert subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout == loops_before
+
+
+def _run_on_a_terminal(argv: list[str]) -> str:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; return what it drew."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "largezero", *argv], stdout=follower, stderr=follower,
+                            stdin=subprocess.DEVNULL)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO once the child has closed its side
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait() == 0
+    return out.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(os.fspath(tmp_path), "big.img")
+    with open(path, "wb") as f:
+        f.truncate(1 << 30)
+    drawn = _run_on_a_terminal(["zero", path, "-m", "page", "--direct"])
+    assert "zeroing" in drawn and "GiB" in drawn
+    quiet = _run_on_a_terminal(["zero", path, "-m", "page", "--direct", "--json"])
+    assert "zeroing" not in quiet
+    assert json.loads(quiet[quiet.index("{"):])["bytes_zeroed"] == 1 << 30
+    piped = run_cli("zero", path, "-m", "page", "--direct", check=True)
+    assert "zeroing" not in piped.stderr

@@ -59,37 +59,29 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _targets(values: list[str] | None) -> tuple[str, ...]:
-    from ..bench.targets import TARGETS
-
-    if not values:
-        return TARGETS
+def _choices(values: list[str], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """Comma-separated and repeated names, 'all' for every one, duplicates dropped in order."""
     out: list[str] = []
     for value in values:
         for name in value.split(","):
             name = name.strip()
             if name == "all":
-                out += TARGETS
-            elif name in TARGETS:
+                out += allowed
+            elif name in allowed:
                 out.append(name)
             else:
-                raise UsageError(f"unknown target '{name}' (expected {', '.join(TARGETS)} or all)")
+                raise UsageError(f"unknown {what} '{name}' (expected {', '.join(allowed)} or all)")
     return tuple(dict.fromkeys(out))
+
+
+def _targets(values: list[str] | None) -> tuple[str, ...]:
+    from ..bench.targets import TARGETS
+
+    return _choices(values, tuple(TARGETS), "target") if values else tuple(TARGETS)
 
 
 def _cache(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return ("cold", "warm")
-    out: list[str] = []
-    for name in value.split(","):
-        name = name.strip()
-        if name == "all":
-            out += CACHE_CHOICES
-        elif name in CACHE_CHOICES:
-            out.append(name)
-        else:
-            raise UsageError(f"unknown cache state '{name}' (expected {', '.join(CACHE_CHOICES)} or all)")
-    return tuple(dict.fromkeys(out))
+    return ("cold", "warm") if value is None else _choices([value], tuple(CACHE_CHOICES), "cache state")
 
 
 def config_from_args(args: argparse.Namespace) -> Any:

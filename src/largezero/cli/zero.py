@@ -195,8 +195,9 @@ def _open(args: argparse.Namespace, target: str) -> tuple[Target, bool]:
 
 def _zero_one(args: argparse.Namespace, target: str, cancel: threading.Event,
               show_bar: bool) -> tuple[ZeroResult, tuple[VerifyResult, float] | None]:
-    total = args.length if args.length is not None else 0
     tgt, created = _open(args, target)
+    # The bar needs the job's size up front; with no --length that is the rest of the target.
+    total = args.length if args.length is not None else max(0, tgt.size - args.offset)
     try:
         with progress_bar(total, f"zeroing {target}", show_bar) as bar:
             result = zero_range(
