@@ -71,8 +71,13 @@ def _one(target: str, label: str, method: str, direct: bool | None, offset: int,
     finally:
         os.close(fd)
     ok = clean and _sentinels_intact(target, offset, length)
-    backing = r.zero_buffer.backing if r.zero_buffer and r.method != "offload" else "-"
-    return DemoRow(target, label, length, r.method + (f"({r.mechanism})" if r.method == "offload" else ""),
+    # For offload there is no zero buffer: say which call did the work instead.
+    backing = r.mechanism
+    if r.zero_buffer is not None and r.method != "offload":
+        buf = r.zero_buffer
+        kind = "zero-page alias" if buf.name == "LARGE_ZERO_PAGE" and buf.backing == "zero-page" else buf.backing
+        backing = "ZERO_PAGE" if buf.name == "ZERO_PAGE" else f"{buf.size >> 20} MiB {kind}"
+    return DemoRow(target, label, length, r.method,
                    r.direct, backing, r.seconds, r.calls, r.iovecs, requests, ok)
 
 
@@ -91,7 +96,7 @@ def _kernel_fallback(device: str, offset: int, length: int) -> DemoRow:
         ok = first_nonzero(fd, offset, length) is None and _sentinels_intact(device, offset, length)
     finally:
         os.close(fd)
-    return DemoRow(device, "kernel blkdiscard -z", length, "BLKZEROOUT", False, "ZERO_PAGE", seconds, 1, 0,
+    return DemoRow(device, "blkdiscard -z", length, "kernel", False, "ZERO_PAGE", seconds, 1, 0,
                    requests, ok)
 
 

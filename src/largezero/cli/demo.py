@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def _table(rows: list[DemoRow]) -> None:
-    headers = ("target", "run", "method", "zero buffer", "seconds", "GiB/s", "calls", "iovecs",
+    headers = ("target", "run", "method", "zero source", "seconds", "GiB/s", "calls", "iovecs",
                "requests", "verified")
     body = []
     for r in rows:
@@ -50,7 +50,7 @@ def _table(rows: list[DemoRow]) -> None:
         table.add_row(*row)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=120)  # a pipe or a log: do not squeeze the table into 80 columns
+        console = Console(width=132)  # a pipe or a log: do not squeeze the table into 80 columns
     console.print(table)
 
 
