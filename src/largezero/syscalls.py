@@ -46,7 +46,9 @@ AT_EMPTY_PATH = 0x1000
 STATX_BASIC_STATS = 0x7FF
 STATX_DIOALIGN = 0x2000
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+# The one libc handle of the package; other modules set argtypes on the functions they use.
+libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc = libc
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 _libc.fallocate.restype = ctypes.c_int
 _statx = getattr(_libc, "statx", None)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from ..mm.zero_page import buffer_address, pmd_size
 from ..syscalls import BLKFLSBUF
+from ..syscalls import libc as _libc
 
 CACHE_STATES = ("cold", "warm", "warm-4k")
 RESIDENT = "resident"
@@ -36,7 +37,6 @@ KPF_COMPOUND_TAIL = 16
 _PRESENT = 1 << 63
 _PFN_MASK = (1 << 55) - 1
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 _libc.mincore.restype = ctypes.c_int
 

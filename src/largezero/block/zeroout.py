@@ -244,14 +244,6 @@ class _Job:
             )
 
 
-def _iovecs(buf: ZeroBuffer, length: int) -> list[memoryview]:
-    full, last = divmod(length, buf.size)
-    iov = [buf.view] * full
-    if last:
-        iov.append(buf.view[:last])
-    return iov
-
-
 def _pwritev_exactly(job: _Job, fd: int, iov: list[memoryview], want: int, buf: ZeroBuffer,
                      align: int) -> None:
     """One planned call; EINTR is retried and a short write resumes where it stopped."""
@@ -273,7 +265,8 @@ def _pwritev_exactly(job: _Job, fd: int, iov: list[memoryview], want: int, buf: 
             if job.pos % align:
                 # A short O_DIRECT write that left us unaligned: finish the block as an edge.
                 _zero_edge(job, min(end, job.pos + align - job.pos % align) - job.pos, buf)
-            iov = _iovecs(buf, end - job.pos)
+            full, last = divmod(end - job.pos, buf.size)
+            iov = _call_iovecs(CallRun(job.pos, 1, full, buf.size, last), buf)
 
 
 def _zero_edge(job: _Job, length: int, buf: ZeroBuffer) -> None:

@@ -25,6 +25,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from ..syscalls import libc as _libc
 from .pagemap import observe
 
 _THP = "/sys/kernel/mm/transparent_hugepage"
@@ -131,7 +132,6 @@ def buffer_address(obj: object) -> int:
         ctypes.pythonapi.PyBuffer_Release(ctypes.byref(view))
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 

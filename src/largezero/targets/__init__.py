@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
+import fcntl
 import os
 import stat
 import threading
@@ -211,13 +211,12 @@ _PSEUDO_FS = {
     0x27E0EB: "cgroup", 0x63677270: "cgroup2", 0x62656570: "configfs", 0xDE5E81E4: "efivarfs",
     0x74726163: "tracefs", 0xCAFE4A11: "bpf", 0x6165676C: "pstore", 0x1CD1: "devpts",
 }
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 def _pseudo_filesystem(path: str) -> str | None:
     """The name of the pseudo-filesystem ``path`` is on, or None (also when statfs fails)."""
     buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is the first member
-    if _libc.statfs(os.fsencode(path), buf) != 0:
+    if syscalls.libc.statfs(os.fsencode(path), buf) != 0:
         return None
     f_type = ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
     return _PSEUDO_FS.get(f_type)
@@ -317,7 +316,7 @@ def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool, force: bool
         kind = FILE
     else:
         raise TargetError(f"{name}: not a regular file or block device")
-    access = syscalls_access(fd)
+    access = _opened_for_writing(fd)
     logical, physical, mem, off = _alignment(fd, kind)
     return Target(
         name=name,
@@ -336,10 +335,8 @@ def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool, force: bool
     )
 
 
-def syscalls_access(fd: int) -> bool:
+def _opened_for_writing(fd: int) -> bool:
     """Whether the descriptor was opened for writing."""
-    import fcntl
-
     mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
     return mode in (os.O_WRONLY, os.O_RDWR)
 
@@ -353,4 +350,4 @@ def opened(target: str | os.PathLike[str] | int, **kwargs: bool) -> Iterator[Tar
         t.close()
 
 
-__all__ = ["BLOCK", "FILE", "Target", "mounted_or_held", "open_target", "opened", "probe_signature", "syscalls"]
+__all__ = ["BLOCK", "FILE", "Target", "mounted_or_held", "open_target", "opened", "probe_signature"]
