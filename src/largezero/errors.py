@@ -38,9 +38,12 @@ class Unsupported(LargezeroError):
 
 
 class ZeroingError(LargezeroError):
-    """An I/O error part way through; says exactly which bytes were zeroed.
+    """An I/O error part way through a write job; says exactly which bytes are known done.
 
-    ``zeroed`` is the half-open byte range known to be zero, starting at the job's offset.
+    The job covers [offset, offset + length). ``bytes_zeroed`` bytes from ``offset`` are known
+    to be written; when the failed call may have written more, ``maybe_until`` is the end of
+    what it may have reached (bytes [stopped_at, maybe_until) may or may not be written).
+    The same type serves zeroing and ``largezero write`` (``bytes_written`` is an alias).
     """
 
     exit_code = EXIT_FAILURE
@@ -53,19 +56,34 @@ class ZeroingError(LargezeroError):
         method: str,
         offset: int,
         bytes_zeroed: int,
+        length: int | None = None,
+        maybe_until: int | None = None,
         errno: int | None = None,
+        what: str = "",
     ) -> None:
         super().__init__(message)
         self.target = target
         self.method = method
         self.offset = offset
         self.bytes_zeroed = bytes_zeroed
+        self.length = length
+        self.maybe_until = maybe_until
         self.errno = errno
+        self.what = what
 
     @property
     def stopped_at(self) -> int:
-        """First byte not known to be zeroed: the offset to resume from."""
+        """First byte not known to be written: the offset to resume from."""
         return self.offset + self.bytes_zeroed
+
+    @property
+    def bytes_written(self) -> int:
+        return self.bytes_zeroed
+
+    @property
+    def remaining(self) -> int | None:
+        """Bytes left of the job's range from ``stopped_at``: the resume length."""
+        return None if self.length is None else self.offset + self.length - self.stopped_at
 
 
 class Interrupted(ZeroingError):

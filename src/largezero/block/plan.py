@@ -1,13 +1,24 @@
-"""The plan of a zeroing job, built once and either executed on an fd or fed to the model.
+"""The plan of a zeroing job: a pure function of the target's facts and the options.
 
-A plan is run-length: ``CallRun`` stands for any number of identical ``pwritev`` calls, so a
-petabyte plans in a handful of objects.
+``plan_zero_range(facts, offset, length, options)`` returns the ordered steps; execution
+(:mod:`.execute`) performs exactly those steps in that order, and the model
+(:mod:`.predict`) consumes the same plan. A plan is run-length: ``CallRun`` stands for any
+number of identical ``pwritev`` calls, so a petabyte plans in a handful of objects.
+
+Steps:
+
+``OffloadStep``  fallocate(ZERO_RANGE / WRITE_ZEROES / PUNCH_HOLE) or BLKZEROOUT
+``WriteStep``    vectored writes from one zero buffer, buffered or O_DIRECT
+``EdgeStep``     an unaligned head or tail of an O_DIRECT job: a buffered write of exactly its
+                 bytes (the kernel merges them into the page under its own lock), then
+                 written back, so no byte outside the range is ever read and rewritten
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -17,6 +28,46 @@ try:
     IOV_MAX = int(os.sysconf("SC_IOV_MAX"))
 except (ValueError, OSError):
     IOV_MAX = 1024  # UIO_MAXIOV
+
+FILE = "file"
+BLOCK = "block"
+METHODS = ("auto", "offload", "large", "page")
+# A call carries at most this much unless asked otherwise, so progress and Ctrl-C are seen at
+# least 4 times a second down to ~128 MiB/s, for a cost under 1% (docs/performance.md).
+DEFAULT_CALL_BYTES = 32 << 20
+# The iovec slice for devices whose driver copies every byte with the CPU (loop, zram, brd):
+# the copy's source stays in L2 (measured on a ramfs loop: 128 KiB 5.7 GiB/s, 2 MiB 5.2).
+COPYING_DEVICE_IOV = 128 << 10
+# fallocate modes tried for a regular file's offload, in order.
+FILE_OFFLOAD = ("ZERO_RANGE", "WRITE_ZEROES")
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What the plan needs to know about a target; built by ``targets``, or by hand for the model."""
+
+    name: str
+    kind: str  # FILE or BLOCK
+    size: int
+    logical_block_size: int = 512
+    dio_align: int = 512  # the coarser of the DIO offset and memory alignments; 0: no O_DIRECT
+    cache_granule: int = PAGE_SIZE  # smallest page-cache folio: max(page, filesystem block)
+    write_zeroes: bool = False  # block devices: write_zeroes_max_bytes > 0
+    copies_data: bool = False  # the driver copies each byte with the CPU (loop, zram, brd)
+    copy_on_write: str | None = None  # why writes do not overwrite in place, or None
+    unsupported: frozenset[str] = frozenset()  # offload calls this target refused before
+
+
+@dataclass(frozen=True)
+class ZeroOptions:
+    method: str = "auto"
+    direct: bool | None = None  # None: buffered, except auto's fallback on a block device
+    unmap: bool = False
+    extend: bool = False
+    overwrite: bool = False  # every byte written with zeros, O_DIRECT, no offload, no unmap
+    call_size: int | None = None
+    iov_len: int | None = None  # the slice of the zero buffer each iovec points at
+    buffer_size: int = 2 << 20  # the zero buffer writes come from (LARGE_ZERO_PAGE or ZERO_PAGE)
 
 
 @dataclass(frozen=True)
@@ -52,11 +103,11 @@ class CallRun:
 
 @dataclass(frozen=True)
 class OffloadStep:
-    """Ask the kernel to zero [offset, offset+length) without data: fallocate or BLKZEROOUT."""
+    """Ask the kernel to zero [offset, offset+length) without data, trying ``mechanisms`` in order."""
 
     offset: int
     length: int
-    mechanisms: tuple[str, ...]  # tried in order, e.g. ("ZERO_RANGE", "WRITE_ZEROES")
+    mechanisms: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -79,7 +130,7 @@ class WriteStep:
 
 @dataclass(frozen=True)
 class EdgeStep:
-    """An unaligned head or tail of an O_DIRECT job, written so no byte outside it changes."""
+    """An unaligned head or tail of an O_DIRECT job: written through the page cache, then back."""
 
     offset: int
     length: int
@@ -94,16 +145,60 @@ class ZeroPlan:
     length: int
     method: str  # offload | large | page
     direct: bool
-    source_size: int  # bytes of the zero buffer each iovec points into
-    steps: tuple[Step, ...] = field(default_factory=tuple)
+    iov_len: int  # 0 for offload
+    call_bytes: int  # 0 for offload
+    steps: tuple[Step, ...]
+    # auto: the plan run when every offload call proves unsupported (nothing written by then).
+    fallback: ZeroPlan | None = None
+    why: tuple[str, ...] = field(default_factory=tuple)  # each choice and its reason
 
     @property
-    def write_steps(self) -> tuple[WriteStep, ...]:
-        return tuple(s for s in self.steps if isinstance(s, WriteStep))
+    def calls(self) -> int:
+        return sum(s.calls if isinstance(s, WriteStep) else 1 for s in self.steps)
+
+    def syscalls(self) -> Iterator[tuple[str, int, int]]:
+        """(call, offset, length) of every system call that writes, in order (offloads: the first try)."""
+        for s in self.steps:
+            if isinstance(s, OffloadStep):
+                yield (s.mechanisms[0], s.offset, s.length)
+            elif isinstance(s, EdgeStep):
+                yield ("pwritev", s.offset, s.length)
+                yield ("sync_file_range", s.offset, s.length)
+            else:
+                name = "pwritev-direct" if s.direct else "pwritev"
+                for run in s.runs:
+                    for i in range(run.calls):
+                        yield (name, run.offset + i * run.call_bytes, run.call_bytes)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "method": self.method, "direct": self.direct, "offset": self.offset, "length": self.length,
+            "iov_len": self.iov_len, "call_bytes": self.call_bytes, "calls": self.calls,
+            "steps": [step_dict(s) for s in self.steps], "why": list(self.why),
+        }
+        if self.fallback is not None:
+            out["fallback"] = self.fallback.to_dict()
+        return out
+
+
+def step_dict(s: Step) -> dict[str, object]:
+    if isinstance(s, OffloadStep):
+        return {"step": "offload", "offset": s.offset, "length": s.length, "mechanisms": list(s.mechanisms)}
+    if isinstance(s, EdgeStep):
+        return {"step": "edge", "offset": s.offset, "length": s.length, "via": "page cache"}
+    return {"step": "write", "offset": s.offset, "length": s.length, "direct": s.direct, "calls": s.calls,
+            "iovecs": s.iovecs,
+            "runs": [{"offset": r.offset, "calls": r.calls, "iovecs_per_call": r.iovecs_per_call,
+                      "iov_len": r.iov_len, "last_iov_len": r.last_iov_len, "call_bytes": r.call_bytes}
+                     for r in s.runs]}
+
+
+def _round_up(x: int, a: int) -> int:
+    return -(-x // a) * a
 
 
 def default_call_bytes(iov_len: int, align: int = 1) -> int:
-    """What one pwritev carries by default: IOV_MAX iovecs of the buffer, under MAX_RW_COUNT.
+    """The most one pwritev can carry: IOV_MAX iovecs of ``iov_len``, under MAX_RW_COUNT.
 
     4 KiB ZERO_PAGE: 1024 x 4 KiB = 4 MiB. 2 MiB LARGE_ZERO_PAGE: 1023 x 2 MiB = 2046 MiB,
     since 1024 x 2 MiB would pass the 2 GiB - 4 KiB cap and be cut short by the kernel.
@@ -135,3 +230,109 @@ def plan_calls(offset: int, length: int, iov_len: int, call_bytes: int | None = 
         n, last = divmod(rest, iov_len)
         runs.append(CallRun(offset + full_calls * size, 1, n, iov_len, last))
     return tuple(runs)
+
+
+def offload_mechanisms(facts: TargetFacts, unmap: bool, extending: bool) -> tuple[tuple[str, ...], str]:
+    """Offload calls that may apply to this target, and why (or why none do, when empty)."""
+    if facts.kind == BLOCK:
+        if not facts.write_zeroes and not unmap:
+            return (), "device has no write-zeroes offload (write_zeroes_max_bytes = 0)"
+        candidates: tuple[str, ...] = ("PUNCH_HOLE", "BLKZEROOUT") if unmap else ("BLKZEROOUT",)
+    else:
+        candidates = FILE_OFFLOAD
+        if unmap and not extending:
+            candidates = ("PUNCH_HOLE", *candidates)
+    usable = tuple(m for m in candidates if m not in facts.unsupported)
+    if not usable:
+        return (), "offload " + ", ".join(candidates) + " refused by this target before (remembered)"
+    return usable, "offload: " + ", ".join(usable)
+
+
+def choose_iov_len(facts: TargetFacts, opts: ZeroOptions, direct: bool) -> tuple[int, str]:
+    """The slice of the zero buffer each iovec points at, and why."""
+    buf = opts.buffer_size
+    if opts.iov_len is not None:
+        return min(opts.iov_len, buf), "iovec size given"
+    if direct and facts.copies_data and buf > COPYING_DEVICE_IOV:
+        return COPYING_DEVICE_IOV, (f"iovec {COPYING_DEVICE_IOV >> 10} KiB: the device driver copies each byte, "
+                                    "a small source stays in the CPU cache")
+    return buf, f"iovec {buf >> 10} KiB: the whole zero buffer"
+
+
+def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions, method: str, direct: bool,
+                why: list[str]) -> ZeroPlan:
+    iov_len, reason = choose_iov_len(facts, opts, direct)
+    why.append(reason)
+    align = facts.dio_align if direct else 1
+    call = opts.call_size or DEFAULT_CALL_BYTES
+    call_bytes = min(max(call - call % max(align, 1), align), default_call_bytes(iov_len, align))
+    why.append(f"call {call_bytes} bytes" + (" (given)" if opts.call_size else
+                                              " (capped so progress and Ctrl-C are seen often)"))
+    end = offset + length
+    if not direct:
+        steps: tuple[Step, ...] = (WriteStep(offset, length, False, plan_calls(offset, length, iov_len,
+                                                                                call_bytes)),)
+        return ZeroPlan(offset, length, method, False, iov_len, call_bytes, steps, why=tuple(why))
+    # Edges up to the page-cache granule go through the page cache: an O_DIRECT write never
+    # shares a page with bytes outside the range, so no other writer's page is made stale.
+    granule = max(facts.dio_align, facts.cache_granule)
+    head_end = min(end, _round_up(offset, granule))
+    tail_start = max(head_end, end - end % granule)
+    out: list[Step] = []
+    if head_end > offset:
+        out.append(EdgeStep(offset, head_end - offset))
+    if tail_start > head_end:
+        mid = tail_start - head_end
+        out.append(WriteStep(head_end, mid, True, plan_calls(head_end, mid, iov_len, call_bytes, align)))
+    if end > tail_start:
+        out.append(EdgeStep(tail_start, end - tail_start))
+    if head_end > offset or end > tail_start:
+        why.append(f"unaligned edges ({granule}-byte granule) through the page cache")
+    return ZeroPlan(offset, length, method, True, iov_len, call_bytes, tuple(out), why=tuple(why))
+
+
+def _offload_plan(facts: TargetFacts, offset: int, length: int, mechanisms: tuple[str, ...],
+                  why: list[str]) -> ZeroPlan:
+    if facts.kind != BLOCK:
+        return ZeroPlan(offset, length, "offload", False, 0, 0, (OffloadStep(offset, length, mechanisms),),
+                        why=tuple(why))
+    # BLKZEROOUT takes whole logical blocks; unaligned edges are written, never widened. The
+    # offload goes first, so an offload that does not apply leaves nothing written.
+    lbs = facts.logical_block_size
+    end = offset + length
+    lo = min(end, _round_up(offset, lbs))
+    hi = max(lo, end - end % lbs)
+    steps = tuple(s for s in (OffloadStep(lo, hi - lo, mechanisms), EdgeStep(offset, lo - offset),
+                              EdgeStep(hi, end - hi)) if s.length > 0)
+    return ZeroPlan(offset, length, "offload", False, 0, 0, steps, why=tuple(why))
+
+
+def plan_zero_range(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions) -> ZeroPlan:
+    """The steps that zero [offset, offset+length) of the target described by ``facts``.
+
+    ``auto``: offload where it applies, with the write plan as its fallback; where no offload
+    applies (a device without write-zeroes), the write plan itself, O_DIRECT on a block device.
+    ``overwrite``: zeros written over every byte with O_DIRECT, never offload or unmap.
+    """
+    method = opts.method
+    why: list[str] = []
+    if opts.overwrite:
+        why.append("overwrite: every byte written with zeros, O_DIRECT")
+        return _write_plan(facts, offset, length, opts, "page" if method == "page" else "large", True, why)
+    if method in ("large", "page"):
+        return _write_plan(facts, offset, length, opts, method, bool(opts.direct), why)
+    extending = opts.extend and offset + length > facts.size
+    mechanisms, reason = offload_mechanisms(facts, opts.unmap, extending)
+    why.append(reason)
+    direct = bool(opts.direct) or (opts.direct is None and facts.kind == BLOCK)
+    if not mechanisms:
+        if method == "offload":
+            return ZeroPlan(offset, length, "offload", False, 0, 0, (), why=tuple(why))
+        why.append("fallback: large writes" + (", O_DIRECT" if direct else ""))
+        return _write_plan(facts, offset, length, opts, "large", direct, why)
+    plan = _offload_plan(facts, offset, length, mechanisms, why)
+    if method == "offload":
+        return plan
+    fallback = _write_plan(facts, offset, length, opts, "large", direct,
+                           ["fallback when the offload is refused: large writes" + (", O_DIRECT" if direct else "")])
+    return ZeroPlan(plan.offset, plan.length, plan.method, plan.direct, 0, 0, plan.steps, fallback, plan.why)

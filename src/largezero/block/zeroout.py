@@ -1,46 +1,33 @@
-"""Zeroing a byte range, in the manner of block/blk-lib.c.
+"""Zeroing a byte range, in the manner of blkdev_issue_zeroout() (block/blk-lib.c).
 
-One small function per method, the fallback written once::
-
-    zero_range()            blkdev_issue_zeroout(): offload first, then zero pages
-      _zero_offload()       __blkdev_issue_write_zeroes(): fallocate / BLKZEROOUT only
-      _zero_pages()         __blkdev_issue_zero_pages(): pwritev from a zero buffer
-
-``method`` mirrors the kernel's flags: ``offload`` is BLKDEV_ZERO_NOFALLBACK, ``unmap=False``
-is BLKDEV_ZERO_NOUNMAP, and a ``cancel`` event is BLKDEV_ZERO_KILLABLE.
+``zero_range()`` validates in two lines, gathers the target's facts, builds the one plan
+(:func:`.plan.plan_zero_range`), performs exactly its steps (:mod:`.execute`) and, where the
+offload proves unsupported with nothing written, performs the plan's fallback: the fallback
+written once. ``method`` mirrors the kernel's flags: ``offload`` is BLKDEV_ZERO_NOFALLBACK,
+``unmap=False`` is BLKDEV_ZERO_NOUNMAP, and a ``cancel`` event is BLKDEV_ZERO_KILLABLE.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import syscalls
-from ..errors import Interrupted, Unsupported, UsageError, ZeroingError
-from ..iomap.direct_io import DirectWriteError, DirectWriter
+from ..errors import TargetError, Unsupported, UsageError, ZeroingError
 from ..mm import ZeroBuffer, zero_buffer_for, zero_page
-from ..syscalls import (
-    FALLOC_FL_KEEP_SIZE,
-    FALLOC_FL_PUNCH_HOLE,
-    FALLOC_FL_WRITE_ZEROES,
-    FALLOC_FL_ZERO_RANGE,
-    is_unsupported,
-)
 from ..targets import BLOCK, Target, open_target
 from ..units import MAX_SIZE
-from .plan import CallRun, EdgeStep, OffloadStep, Step, WriteStep, ZeroPlan, plan_calls
+from .execute import Execution
+from .facts import facts_of
+from .options import check_options
+from .plan import METHODS, EdgeStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range
+from .stat import DiskStat, read_stat
+from .writeloop import Job, Progress, fdatasync
 
-METHODS = ("auto", "offload", "large", "page")
 BACKINGS = ("auto", "huge-zero-folio", "zero-page", "allocated")
 
-# fallocate modes tried for a regular file's offload, in order.
-_FILE_OFFLOAD = ("ZERO_RANGE", "WRITE_ZEROES")
-
-Progress = Callable[[int], None]
+__all__ = ["BACKINGS", "METHODS", "ZeroResult", "check_options", "offload_mechanisms", "plan_job", "zero_range"]
 
 
 @dataclass
@@ -59,10 +46,17 @@ class ZeroResult:
     fallback: list[str] = field(default_factory=list)
     seconds: float = 0.0
     synced: bool = False
+    plan: ZeroPlan | None = None  # the plan that ran (the fallback, when the offload was refused)
+    medium_overwritten: bool | None = None
+    medium_note: str = ""
+    device: str | None = None  # kernel name of the block device, for /sys/block/<dev>/stat
+    measured: DiskStat | None = None  # write counters of the device around the job
+    identity: dict[str, object] | None = None
+    predicted: dict[str, object] | None = None  # the model's figures for ``plan`` (filled by the caller)
 
     def to_dict(self) -> dict[str, object]:
         buf = self.zero_buffer
-        return {
+        out: dict[str, object] = {
             "target": self.target,
             "kind": self.kind,
             "method": self.method,
@@ -73,344 +67,95 @@ class ZeroResult:
             "bytes_zeroed": self.bytes_zeroed,
             "calls": self.calls,
             "iovecs": self.iovecs,
+            "iov_len": self.plan.iov_len if self.plan else 0,
             "zero_buffer": None if buf is None else {
                 "name": buf.name, "size": buf.size, "backing": buf.backing, "rss_bytes": buf.rss_bytes,
             },
+            "medium_overwritten": self.medium_overwritten,
+            "medium": self.medium_note,
             "fallback": list(self.fallback),
+            "why": list(self.plan.why) if self.plan else [],
             "seconds": round(self.seconds, 6),
             "synced": self.synced,
         }
-
-
-# --- planning -----------------------------------------------------------------------------
-
-
-def check_options(method: str, *, direct: bool | None, backing: str, large_page: bool | None,
-                  call_size: int | None) -> None:
-    """Flag combinations that contradict each other: refused before anything is opened."""
-    if method == "offload" and direct:
-        raise UsageError("--direct applies to the write methods (large, page); offload writes no data")
-    if method == "offload" and call_size is not None:
-        raise UsageError("--call-size applies to the write methods (large, page), not to offload")
-    if method in ("offload", "page") and backing != "auto":
-        raise UsageError(f"--backing chooses the LARGE_ZERO_PAGE backing; method {method} does not use it")
-    if large_page is False and backing != "auto":
-        raise UsageError(f"--backing {backing} asks for LARGE_ZERO_PAGE, which --no-large-page turns off")
+        if self.identity is not None:
+            out["identity"] = self.identity
+        if self.predicted is not None:
+            out["predicted"] = self.predicted
+        if self.measured is not None:
+            m = self.measured
+            out["measured"] = {"requests": m.write_ios, "merges": m.write_merges, "sectors": m.write_sectors,
+                               "device": self.device, "note": "device-wide write counters around the job"}
+        return out
 
 
 def _check_range(tgt: Target, offset: int, length: int | None, extend: bool) -> int:
-    if offset < 0:
-        raise UsageError(f"offset {offset} is negative")
-    if offset > MAX_SIZE:
-        raise UsageError(f"offset {offset} is larger than 2^63-1")
+    """The job's length (None: to the end), or UsageError; nothing opened is changed."""
+    if offset < 0 or offset > MAX_SIZE:
+        raise UsageError(f"offset {offset} is negative" if offset < 0 else f"offset {offset} is larger than 2^63-1")
     if length is None:
         if offset > tgt.size:
             raise UsageError(f"offset {offset} is past the end of {tgt.name} ({tgt.size} bytes)")
         length = tgt.size - offset
-    if length < 0:
-        raise UsageError(f"length {length} is negative")
-    if offset + length > MAX_SIZE:
-        raise UsageError("offset + length is larger than 2^63-1")
+    if length < 0 or offset + length > MAX_SIZE:
+        raise UsageError(f"length {length} is negative" if length < 0 else "offset + length is larger than 2^63-1")
     end = offset + length
     if end > tgt.size:
         if tgt.kind == BLOCK:
             raise UsageError(f"range ends at byte {end}, past the end of {tgt.name} ({tgt.size} bytes)")
         if not extend:
-            raise UsageError(
-                f"range ends at byte {end}, past the end of {tgt.name} ({tgt.size} bytes); "
-                "use --extend to grow the file"
-            )
+            raise UsageError(f"range ends at byte {end}, past the end of {tgt.name} ({tgt.size} bytes); "
+                             "use --extend to grow the file")
+        limit = getattr(tgt, "max_file_size", None)
+        if isinstance(limit, int) and end > limit:
+            raise UsageError(f"range ends at byte {end}, past the largest file {tgt.name}'s filesystem "
+                             f"allows ({limit} bytes)")
     return length
 
 
-def offload_mechanisms(tgt: Target, unmap: bool, extending: bool) -> tuple[tuple[str, ...], str | None]:
-    """Offload calls that may apply to this target, and why none do when the tuple is empty."""
-    known_bad = tgt.unsupported()
-    if tgt.kind == BLOCK:
-        if tgt.queue_attr("write_zeroes_max_bytes") in (0, None) and not unmap:
-            return (), "device has no write-zeroes offload (write_zeroes_max_bytes = 0)"
-        candidates: tuple[str, ...] = ("PUNCH_HOLE", "BLKZEROOUT") if unmap else ("BLKZEROOUT",)
-    else:
-        candidates = _FILE_OFFLOAD
-        if unmap and not extending:
-            candidates = ("PUNCH_HOLE", *candidates)
-    usable = tuple(m for m in candidates if m not in known_bad)
-    if not usable:
-        return (), "offload " + ", ".join(candidates) + " unsupported here (remembered)"
-    return usable, None
-
-
-def _write_steps(tgt: Target, offset: int, length: int, direct: bool, iov_len: int,
-                 call_size: int | None) -> tuple[Step, ...]:
-    """Aligned middle as vectored writes; under O_DIRECT, unaligned head and tail as edges."""
-    if not direct:
-        return (WriteStep(offset, length, False, plan_calls(offset, length, iov_len, call_size)),)
-    align = tgt.dio_align
-    end = offset + length
-    head_end = min(end, -(-offset // align) * align)
-    tail_start = max(head_end, end - end % align)
-    steps: list[Step] = []
-    if head_end > offset:
-        steps.append(EdgeStep(offset, head_end - offset))
-    if tail_start > head_end:
-        mid = tail_start - head_end
-        steps.append(WriteStep(head_end, mid, True, plan_calls(head_end, mid, iov_len, call_size, align)))
-    if end > tail_start:
-        steps.append(EdgeStep(tail_start, end - tail_start))
-    return tuple(steps)
+def writes_direct(kind: str, method: str, direct: bool | None, overwrite: bool) -> bool:
+    """Whether the write steps of a job use O_DIRECT: asked, --overwrite, or auto on a device."""
+    return overwrite or bool(direct) or (direct is None and method == "auto" and kind == BLOCK)
 
 
 def choose_zero_buffer(method: str, direct: bool, backing: str = "auto",
                        large_page: bool | None = None) -> ZeroBuffer:
-    """ZERO_PAGE for ``page``; for ``large`` the largest zero buffer, its backing chosen by mode."""
+    """ZERO_PAGE for ``page``; else the largest zero buffer, its backing chosen by I/O mode."""
     if method == "page":
         return zero_page()
     return zero_buffer_for(direct, backing, enabled=large_page)
 
 
-def plan_zero_range(tgt: Target, offset: int, length: int, *, method: str, direct: bool, unmap: bool,
-                    extend: bool = False, buffer: ZeroBuffer, call_size: int | None = None) -> ZeroPlan:
-    """The plan for one method; ``auto`` has been resolved to offload or a write method."""
-    if method == "offload":
-        mechanisms, why = offload_mechanisms(tgt, unmap, extend and offset + length > tgt.size)
-        if not mechanisms:
-            raise Unsupported(f"{tgt.name}: {why}")
-        steps: tuple[Step, ...]
-        if tgt.kind == BLOCK:
-            # BLKZEROOUT takes whole logical blocks; unaligned edges are written, never widened.
-            lbs = tgt.logical_block_size
-            end = offset + length
-            lo = min(end, -(-offset // lbs) * lbs)
-            hi = max(lo, end - end % lbs)
-            steps = tuple(
-                step for step in (EdgeStep(offset, lo - offset), OffloadStep(lo, hi - lo, mechanisms),
-                                  EdgeStep(hi, end - hi))
-                if step.length > 0
-            )
-        else:
-            steps = (OffloadStep(offset, length, mechanisms),)
-        return ZeroPlan(offset, length, "offload", direct, 0, steps)
-    return ZeroPlan(offset, length, method, direct, buffer.size,
-                    _write_steps(tgt, offset, length, direct, buffer.size, call_size))
+def plan_job(tgt: Target, offset: int, length: int, *, method: str = "auto", direct: bool | None = None,
+             unmap: bool = False, extend: bool = False, overwrite: bool = False, backing: str = "auto",
+             large_page: bool | None = None, call_size: int | None = None, iov_len: int | None = None,
+             ) -> tuple[ZeroPlan, ZeroBuffer, TargetFacts]:
+    """The plan for this job on this target, the zero buffer its writes use, and the facts it came from."""
+    direct_writes = writes_direct(tgt.kind, method, direct, overwrite)
+    if direct_writes and not tgt.dio_offset_align:
+        raise TargetError(f"{tgt.name}: direct I/O is not supported here")
+    buf = choose_zero_buffer(method, direct_writes, backing, large_page)
+    if direct_writes and buf.address % max(tgt.dio_mem_align, 1):
+        raise UsageError(f"{tgt.name}: zero buffer is not aligned to the {tgt.dio_mem_align}-byte DIO alignment")
+    if direct_writes and call_size is not None and call_size < tgt.dio_align:
+        raise UsageError(f"{tgt.name}: call size {call_size} is below the {tgt.dio_align}-byte direct I/O alignment")
+    if iov_len is not None and direct_writes and iov_len % tgt.dio_align:
+        raise UsageError(f"{tgt.name}: iovec size {iov_len} is not a multiple of the {tgt.dio_align}-byte "
+                         "direct I/O alignment")
+    facts = facts_of(tgt)
+    if overwrite and facts.copy_on_write:
+        raise Unsupported(f"{tgt.name}: --overwrite cannot overwrite in place here ({facts.copy_on_write}): "
+                          "new blocks would be written and the old ones left on the medium")
+    opts = ZeroOptions(method, direct, unmap, extend, overwrite, call_size, iov_len, buf.size)
+    return plan_zero_range(facts, offset, length, opts), buf, facts
 
 
-# --- execution ----------------------------------------------------------------------------
+def offload_mechanisms(tgt: Target, unmap: bool, extending: bool) -> tuple[tuple[str, ...], str | None]:
+    """Offload calls that may apply to ``tgt``, and why none do when the tuple is empty."""
+    from .plan import offload_mechanisms as plan_mechanisms
 
-
-class _Job:
-    """Progress of one job: everything in [offset, offset + done) is zero."""
-
-    def __init__(self, tgt: Target, result: ZeroResult, progress: Progress | None,
-                 cancel: threading.Event | None) -> None:
-        self.tgt = tgt
-        self.result = result
-        self.progress = progress
-        self.cancel = cancel
-        self.pos = result.offset
-        # Regular files zeroed without --extend: the size the file must keep while we write.
-        self.keep_size_at = 0
-
-    def advance(self, n: int) -> None:
-        self.pos += n
-        self.result.bytes_zeroed = self.pos - self.result.offset
-        if self.progress is not None:
-            self.progress(self.result.bytes_zeroed)
-
-    def fail(self, err: OSError, what: str) -> ZeroingError:
-        r = self.result
-        return ZeroingError(
-            f"{self.tgt.name}: {what} failed at byte {self.pos}: {err.strerror or err} "
-            f"(method {r.method}; zeroed bytes {r.offset}..{self.pos} of {r.offset}..{r.offset + r.length}; "
-            f"resume with --offset {self.pos})",
-            target=self.tgt.name, method=r.method, offset=r.offset, bytes_zeroed=self.pos - r.offset,
-            errno=err.errno,
-        )
-
-    def check_size(self) -> None:
-        """A file truncated by someone else mid-job: stop rather than grow it back with our writes."""
-        if self.keep_size_at:
-            size = os.fstat(self.tgt.fd).st_size
-            if size < self.keep_size_at:
-                raise self.fail(OSError(errno.ESTALE, f"the file shrank to {size} bytes during the job "
-                                        "(truncated by another process?)"), "size check")
-
-    def check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            r = self.result
-            raise Interrupted(
-                f"{self.tgt.name}: interrupted at byte {self.pos}; zeroed {r.offset}..{self.pos}; "
-                f"resume with --offset {self.pos} --length {r.offset + r.length - self.pos}",
-                target=self.tgt.name, method=r.method, offset=r.offset, bytes_zeroed=self.pos - r.offset,
-            )
-
-
-def _pwritev_exactly(job: _Job, fd: int, iov: list[memoryview], want: int, buf: ZeroBuffer,
-                     align: int) -> None:
-    """One planned call; EINTR is retried and a short write resumes where it stopped."""
-    end = job.pos + want
-    while job.pos < end:
-        try:
-            n = syscalls.ops.pwritev(fd, iov, job.pos)
-        except InterruptedError:
-            job.check_cancel()  # nothing was written: a write boundary
-            continue
-        except OSError as err:
-            raise job.fail(err, "pwritev") from None
-        if n <= 0:
-            raise job.fail(OSError(errno.ENOSPC, "write made no progress"), "pwritev") from None
-        job.advance(n)
-        job.result.calls += 1
-        job.result.iovecs += len(iov)
-        if job.pos < end:
-            if job.pos % align:
-                # A short O_DIRECT write that left us unaligned: finish the block as an edge.
-                _zero_edge(job, min(end, job.pos + align - job.pos % align) - job.pos, buf)
-            full, last = divmod(end - job.pos, buf.size)
-            iov = _call_iovecs(CallRun(job.pos, 1, full, buf.size, last), buf)
-
-
-def _zero_edge(job: _Job, length: int, buf: ZeroBuffer) -> None:
-    """Write an unaligned piece through the page cache: only its own bytes change."""
-    end = job.pos + length
-    while job.pos < end:
-        try:
-            n = syscalls.ops.pwrite(job.tgt.fd, buf.view[: min(end - job.pos, buf.size)], job.pos)
-        except InterruptedError:
-            job.check_cancel()
-            continue
-        except OSError as err:
-            raise job.fail(err, "pwrite") from None
-        if n <= 0:
-            raise job.fail(OSError(errno.ENOSPC, "write made no progress"), "pwrite") from None
-        job.advance(n)
-        job.result.calls += 1
-        job.result.iovecs += 1
-
-
-def _zero_edge_direct(job: _Job, step: EdgeStep, buf: ZeroBuffer) -> None:
-    """An unaligned O_DIRECT edge through the direct writer: its granule is padded from the zero
-    buffer without a read over a hole or unwritten extent, read-modify-written otherwise."""
-    writer = DirectWriter(job.tgt, zero_buffer=buf)
-    try:
-        res = writer.zero(step.offset, step.length)
-    except DirectWriteError as err:
-        if err.result is not None:
-            job.result.calls += err.result.calls
-            job.result.iovecs += err.result.iovecs
-        if err.bytes_written:
-            job.advance(err.bytes_written)
-        code = err.errno or errno.EIO
-        raise job.fail(OSError(code, os.strerror(code)), err.what) from None
-    finally:
-        writer.close()
-    job.result.calls += res.calls
-    job.result.iovecs += res.iovecs
-    job.advance(step.length)
-
-
-def _zero_pages(job: _Job, step: WriteStep, buf: ZeroBuffer) -> None:
-    """__blkdev_issue_zero_pages(): pwritev calls whose iovecs all point at one zero buffer."""
-    fd = job.tgt.direct_fd() if step.direct else job.tgt.fd
-    align = job.tgt.dio_align if step.direct else 1
-    for run in step.runs:
-        iov = _call_iovecs(run, buf)
-        for _ in range(run.calls):
-            job.check_cancel()
-            job.check_size()
-            _pwritev_exactly(job, fd, iov, run.call_bytes, buf, align)
-
-
-def _call_iovecs(run: CallRun, buf: ZeroBuffer) -> list[memoryview]:
-    # Built once per run and reused by every call in it.
-    iov = [buf.view[: run.iov_len]] * run.full_iovecs
-    if run.last_iov_len:
-        iov.append(buf.view[: run.last_iov_len])
-    return iov
-
-
-def _offload_call(tgt: Target, mechanism: str, offset: int, length: int, extend: bool) -> None:
-    keep = 0 if extend else FALLOC_FL_KEEP_SIZE
-    fd = tgt.fd
-    if mechanism == "BLKZEROOUT":
-        syscalls.ops.blkzeroout(fd, offset, length)
-    elif mechanism == "ZERO_RANGE":
-        syscalls.ops.fallocate(fd, FALLOC_FL_ZERO_RANGE | keep, offset, length)
-    elif mechanism == "WRITE_ZEROES":
-        syscalls.ops.fallocate(fd, FALLOC_FL_WRITE_ZEROES, offset, length)
-    elif mechanism == "PUNCH_HOLE":
-        syscalls.ops.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
-    else:
-        raise ValueError(mechanism)
-
-
-def _offload_call_retrying(job: _Job, mechanism: str, step: OffloadStep, extend: bool) -> None:
-    """An offload call, repeated on EINTR (zeroing a range twice is harmless) unless cancelled."""
-    while True:
-        try:
-            _offload_call(job.tgt, mechanism, step.offset, step.length, extend)
-            return
-        except InterruptedError:
-            job.check_cancel()
-
-
-def _zero_offload(job: _Job, step: OffloadStep, extend: bool, advance: bool = True) -> str:
-    """__blkdev_issue_write_zeroes(): the first offload call that works, or Unsupported."""
-    tgt = job.tgt
-    reasons: list[str] = []
-    for mechanism in step.mechanisms:
-        job.check_cancel()
-        try:
-            _offload_call_retrying(job, mechanism, step, extend)
-        except OSError as err:
-            if is_unsupported(err):
-                tgt.mark_unsupported(mechanism)
-                reasons.append(f"{mechanism}: {err.strerror}")
-                continue
-            raise job.fail(err, mechanism) from None
-        if mechanism == "BLKZEROOUT" and tgt.queue_attr("write_zeroes_max_bytes") == 0:
-            # The device refused write-zeroes mid-call; the kernel zeroed with its own ZERO_PAGE.
-            tgt.mark_unsupported(mechanism)
-            job.result.fallback.append("device dropped write-zeroes; the kernel fell back to ZERO_PAGE writes")
-        job.result.calls += 1
-        job.result.fallback.extend(reasons)
-        if advance:
-            job.advance(step.length)
-        return mechanism
-    job.result.fallback.extend(reasons)
-    raise Unsupported(f"{tgt.name}: no offload applies ({'; '.join(reasons)})")
-
-
-def _execute(job: _Job, plan: ZeroPlan, buf: ZeroBuffer | None, extend: bool) -> str:
-    mechanism = "pwritev"
-    steps = list(plan.steps)
-    if len(steps) > 1 and isinstance(steps[0], EdgeStep) and isinstance(steps[1], OffloadStep):
-        # Ask the device before writing the unaligned head: an offload that does not apply must
-        # leave nothing written (exit 2). Progress stays a prefix: the middle is counted once the
-        # head (one block) is written, with no cancel point in between; only an I/O error in that
-        # head leaves zeros past the reported prefix (the middle), never anything else changed.
-        head, middle = steps[0], steps[1]
-        mechanism = _zero_offload(job, middle, extend, advance=False)
-        assert buf is not None
-        _zero_edge_direct(job, head, buf)
-        job.advance(middle.length)
-        steps = steps[2:]
-    for step in steps:
-        if isinstance(step, OffloadStep):
-            mechanism = _zero_offload(job, step, extend)
-        elif isinstance(step, WriteStep):
-            assert buf is not None
-            _zero_pages(job, step, buf)
-        else:
-            assert buf is not None
-            job.check_cancel()
-            job.check_size()
-            if plan.direct:
-                _zero_edge_direct(job, step, buf)
-            else:
-                _zero_edge(job, step.length, buf)
-    if plan.method == "offload":
-        return f"fallocate({mechanism})" if mechanism != "BLKZEROOUT" else mechanism
-    return "pwritev"
+    mechanisms, why = plan_mechanisms(facts_of(tgt), unmap, extending)
+    return mechanisms, None if mechanisms else why
 
 
 def zero_range(
@@ -424,9 +169,11 @@ def zero_range(
     extend: bool = False,
     sync: bool = False,
     force: bool = False,
+    overwrite: bool = False,
     backing: str = "auto",
     large_page: bool | None = None,
     call_size: int | None = None,
+    iov_len: int | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> ZeroResult:
@@ -435,7 +182,9 @@ def zero_range(
     ``method``: ``auto`` (offload where real, else ``large``), ``offload`` (offload only, like
     BLKDEV_ZERO_NOFALLBACK; raises Unsupported with nothing written), ``large`` (pwritev from
     the largest zero buffer) or ``page`` (pwritev from the 4 KiB ZERO_PAGE, the pre-RFC way).
-    ``direct``: O_DIRECT writes; None means buffered, except ``auto`` on a block device.
+    ``direct``: O_DIRECT writes (with ``auto``: for the write fallback); None means buffered,
+    except ``auto`` on a block device. ``overwrite``: zeros written over every byte with
+    O_DIRECT, no offload, no unmap (refused where the filesystem cannot overwrite in place).
     ``length`` None zeroes to the end of the target. Raises ZeroingError (with the exact
     zeroed prefix) on I/O errors and Interrupted when ``cancel`` is set.
     """
@@ -443,25 +192,41 @@ def zero_range(
         raise UsageError(f"unknown method '{method}' (expected one of {', '.join(METHODS)})")
     if backing not in BACKINGS:
         raise UsageError(f"unknown zero buffer backing '{backing}' (expected one of {', '.join(BACKINGS)})")
-    if call_size is not None and call_size <= 0:
-        raise UsageError("call size must be positive")
-    check_options(method, direct=direct, backing=backing, large_page=large_page, call_size=call_size)
+    if (call_size is not None and call_size <= 0) or (iov_len is not None and iov_len <= 0):
+        raise UsageError("call size and iovec size must be positive")
+    check_options(method, direct=direct, backing=backing, large_page=large_page, call_size=call_size,
+                  iov_len=iov_len, overwrite=overwrite, unmap=unmap)
     started = time.perf_counter()
     tgt = target if isinstance(target, Target) else open_target(target, force=force)
     try:
         if not tgt.writable:
             raise UsageError(f"{tgt.name}: not open for writing")
         length = _check_range(tgt, offset, length, extend)
-        if direct is None:
-            direct = method == "auto" and tgt.kind == BLOCK
-        result = ZeroResult(tgt.name, tgt.kind, method, "", direct, offset, length)
-        job = _Job(tgt, result, progress, cancel)
-        if tgt.kind != BLOCK and not extend:
-            job.keep_size_at = offset + length
-        if length:
-            _run(job, method, unmap, extend, backing, large_page, call_size)
-        if sync:
-            _sync(job)
+        plan, buf, facts = plan_job(tgt, offset, length, method=method, direct=direct, unmap=unmap, extend=extend,
+                                    overwrite=overwrite, backing=backing, large_page=large_page,
+                                    call_size=call_size, iov_len=iov_len)
+        result = ZeroResult(tgt.name, tgt.kind, plan.method, "", plan.direct, offset, length, plan=plan,
+                            device=tgt.block_name)
+        if method == "auto" and plan.method != "offload":
+            result.fallback.append(plan.why[0])  # why no offload applied
+        job = Job(tgt.name, offset, length, method=plan.method, progress=progress, cancel=cancel)
+        before = _stat(result.device)
+        try:
+            if length:
+                _run(tgt, plan, buf, job, result, extend)
+            if sync:
+                _sync(tgt, job, result)
+        finally:
+            result.bytes_zeroed, result.calls, result.iovecs = job.bytes_done, job.calls, job.iovecs
+        after = _stat(result.device)
+        if before is not None and after is not None:
+            result.measured = after - before
+        if direct and not result.direct:
+            result.fallback.append("--direct applies to the write fallback; the offload did the job")
+        result.medium_overwritten, result.medium_note = _medium(result, facts, sync)
+        identity = getattr(tgt, "identity", None)
+        if callable(identity):
+            result.identity = identity()
         result.seconds = time.perf_counter() - started
         return result
     finally:
@@ -469,57 +234,63 @@ def zero_range(
             tgt.close()
 
 
-def _run(job: _Job, method: str, unmap: bool, extend: bool, backing: str, large_page: bool | None,
-         call_size: int | None) -> None:
-    r, tgt = job.result, job.tgt
-    if method in ("auto", "offload"):
-        plan = None
-        try:
-            buf = choose_zero_buffer("large", True, backing, large_page) if tgt.kind == BLOCK else None
-            plan = plan_zero_range(tgt, r.offset, r.length, method="offload", direct=True, unmap=unmap,
-                                   extend=extend, buffer=buf or zero_page(), call_size=call_size)
-            r.method = "offload"
-            r.zero_buffer = buf if any(isinstance(s, EdgeStep) for s in plan.steps) else None
-            r.mechanism = _execute(job, plan, buf, extend)
-            return
-        except Unsupported as err:
-            if method == "offload":
-                raise
-            if plan is None:
-                r.fallback.append(str(err).removeprefix(f"{tgt.name}: "))
-        # The fallback, written once: large writes, O_DIRECT on block devices.
-        method = "large"
-        if tgt.kind == BLOCK:
-            r.direct = True
-    buf = choose_zero_buffer(method, r.direct, backing, large_page)
-    if method == "large" and buf.name != "LARGE_ZERO_PAGE":
-        r.fallback.append(f"LARGE_ZERO_PAGE unavailable: {buf.reason}; using ZERO_PAGE")
-    if r.direct and buf.address % max(tgt.dio_mem_align, 1):
-        raise UsageError(f"{tgt.name}: zero buffer is not aligned to the {tgt.dio_mem_align}-byte DIO alignment")
-    r.method, r.zero_buffer = method, buf
-    if r.direct and call_size is not None and call_size < tgt.dio_align:
-        raise UsageError(f"{tgt.name}: call size {call_size} is below the {tgt.dio_align}-byte direct I/O alignment")
-    plan = plan_zero_range(tgt, job.pos, r.offset + r.length - job.pos, method=method, direct=r.direct,
-                           unmap=unmap, extend=extend, buffer=buf, call_size=call_size)
-    r.mechanism = _execute(job, plan, buf, extend)
+def _run(tgt: Target, plan: ZeroPlan, buf: ZeroBuffer, job: Job, result: ZeroResult, extend: bool) -> None:
+    uses_buffer = plan.method != "offload" or any(isinstance(s, EdgeStep) for s in plan.steps)
+    if not plan.steps:
+        raise Unsupported(f"{tgt.name}: {'; '.join(plan.why)}")
+    run = Execution(tgt, plan, buf if uses_buffer else None, job, extend=extend)
+    result.zero_buffer = run.buf
+    try:
+        result.mechanism = run.run()
+    except Unsupported:
+        result.fallback.extend(run.notes)
+        if plan.fallback is None or job.bytes_done or job.furthest > job.offset:
+            raise
+        # The fallback, written once: the plan's write steps, from the same start.
+        plan = plan.fallback
+        result.plan, result.method, result.direct, job.method = plan, plan.method, plan.direct, plan.method
+        run = Execution(tgt, plan, buf, job, extend=extend)
+        result.zero_buffer = buf
+        result.mechanism = run.run()
+    result.fallback.extend(run.notes)
+    if plan.method == "large" and buf.name != "LARGE_ZERO_PAGE":
+        result.fallback.append(f"LARGE_ZERO_PAGE unavailable: {buf.reason}; using ZERO_PAGE")
 
 
-def _sync(job: _Job) -> None:
+def _stat(device: str | None) -> DiskStat | None:
+    if device is None:
+        return None
+    try:
+        return read_stat(device)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _medium(r: ZeroResult, facts: TargetFacts, synced: bool) -> tuple[bool | None, str]:
+    """Whether the old bytes were overwritten on the medium, or only made to read as zero."""
+    if r.method == "offload":
+        if r.mechanism == "fallocate(WRITE_ZEROES)" or (r.mechanism == "BLKZEROOUT" and not facts.copies_data):
+            return None, "offloaded to the device: whether it overwrote the old bytes is the device's choice"
+        return False, "reads return zeros, but the old bytes may remain on the medium (unwritten extents or unmap)"
+    if facts.copy_on_write:
+        return False, f"zeros written to new blocks ({facts.copy_on_write}); the old ones may remain on the medium"
+    if r.direct or synced:
+        return True, "zeros written over every byte of the range"
+    return None, "zeros written to the page cache; on the medium once written back (use --sync)"
+
+
+def _sync(tgt: Target, job: Job, result: ZeroResult) -> None:
     """fdatasync; on a block device this also flushes the device's volatile cache."""
-    while True:
-        try:
-            syscalls.ops.fdatasync(job.tgt.fd)
-            break
-        except InterruptedError:
-            continue
-        except OSError as err:
-            # After a failed flush nothing of the range is known to be durable (the kernel may
-            # have dropped the dirty pages): report no progress, so resuming redoes it all.
-            r = job.result
-            raise ZeroingError(
-                f"{job.tgt.name}: fdatasync failed: {err.strerror or err} (method {r.method}; bytes "
-                f"{r.offset}..{job.pos} were written but are not known to be durable; "
-                f"resume with --offset {r.offset})",
-                target=job.tgt.name, method=r.method, offset=r.offset, bytes_zeroed=0, errno=err.errno,
-            ) from None
-    job.result.synced = True
+    try:
+        fdatasync(tgt.fd)
+    except OSError as err:
+        # After a failed flush nothing of the range is known to be durable (the kernel may
+        # have dropped the dirty pages): report no progress, so resuming redoes it all.
+        raise ZeroingError(
+            f"{tgt.name}: fdatasync failed: {err.strerror or err} (method {result.method}; bytes "
+            f"{job.offset}..{job.prefix_end} were written but are not known to be durable; "
+            f"resume with --offset {job.offset} --length {job.length})",
+            target=tgt.name, method=result.method, offset=job.offset, bytes_zeroed=0, length=job.length,
+            errno=err.errno, what="fdatasync",
+        ) from None
+    result.synced = True

@@ -1,0 +1,153 @@
+"""Performing a plan: exactly its steps, in order, through the one write loop.
+
+One small function per step, in the manner of block/blk-lib.c::
+
+    execute()               the steps in order
+      _zero_offload()       __blkdev_issue_write_zeroes(): fallocate / BLKZEROOUT only
+      _zero_pages()         __blkdev_issue_zero_pages(): pwritev from a zero buffer
+      _zero_edge()          an unaligned edge: a page-cache write of exactly its bytes
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .. import syscalls
+from ..errors import Unsupported
+from ..mm import ZeroBuffer
+from ..syscalls import (
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE,
+    FALLOC_FL_WRITE_ZEROES,
+    FALLOC_FL_ZERO_RANGE,
+    is_unsupported,
+    proves_unsupported,
+)
+from ..targets import BLOCK, Target
+from .plan import CallRun, EdgeStep, OffloadStep, WriteStep, ZeroPlan
+from .writeloop import Job, sync_range, write_exactly
+
+
+class Execution:
+    """One plan being performed on one target."""
+
+    def __init__(self, tgt: Target, plan: ZeroPlan, buf: ZeroBuffer | None, job: Job, *, extend: bool) -> None:
+        self.tgt = tgt
+        self.plan = plan
+        self.buf = buf
+        self.job = job
+        self.extend = extend
+        # A file zeroed without --extend must keep its size; one truncated by someone else
+        # mid-job is not grown back by our writes.
+        self.keep_size_at = 0 if extend or tgt.kind == BLOCK else plan.offset + plan.length
+        self.mechanism = ""
+        self.notes: list[str] = []  # fallbacks and refusals seen on the way
+
+    def run(self) -> str:
+        for step in self.plan.steps:
+            if isinstance(step, OffloadStep):
+                self._zero_offload(step)
+            elif isinstance(step, WriteStep):
+                self._zero_pages(step)
+            else:
+                self._zero_edge(step)
+        if self.plan.method != "offload":
+            edges = any(isinstance(s, EdgeStep) for s in self.plan.steps)
+            return "pwritev" + (" + page-cache edges" if edges else "")
+        return self.mechanism
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _zero_offload(self, step: OffloadStep) -> None:
+        """The first offload call that works; Unsupported (nothing written) when none does."""
+        job, tgt = self.job, self.tgt
+        reasons: list[str] = []
+        for mechanism in step.mechanisms:
+            job.check_cancel()
+            try:
+                self._offload_call(mechanism, step)
+            except OSError as err:
+                if proves_unsupported(err, mechanism):
+                    tgt.mark_unsupported(mechanism)
+                    reasons.append(f"{mechanism}: {err.strerror}")
+                    continue
+                if is_unsupported(err):
+                    reasons.append(f"{mechanism}: {err.strerror} (not remembered)")
+                    continue
+                raise job.fail(err, mechanism, maybe_until=step.offset + step.length) from None
+            if mechanism == "BLKZEROOUT" and tgt.queue_attr("write_zeroes_max_bytes") == 0:
+                # The device refused write-zeroes mid-call; the kernel zeroed with its own ZERO_PAGE.
+                tgt.mark_unsupported(mechanism)
+                self.notes.append("device dropped write-zeroes; the kernel fell back to ZERO_PAGE writes")
+            job.calls += 1
+            job.record(step.offset, step.offset + step.length)
+            self.notes.extend(reasons)
+            self.mechanism = mechanism if mechanism == "BLKZEROOUT" else f"fallocate({mechanism})"
+            return
+        self.notes.extend(reasons)
+        raise Unsupported(f"{tgt.name}: no offload applies ({'; '.join(reasons)})")
+
+    def _offload_call(self, mechanism: str, step: OffloadStep) -> None:
+        fd = self.tgt.fd
+        while True:
+            try:
+                if mechanism == "BLKZEROOUT":
+                    syscalls.ops.blkzeroout(fd, step.offset, step.length)
+                elif mechanism == "ZERO_RANGE":
+                    keep = 0 if self.extend else FALLOC_FL_KEEP_SIZE
+                    syscalls.ops.fallocate(fd, FALLOC_FL_ZERO_RANGE | keep, step.offset, step.length)
+                elif mechanism == "WRITE_ZEROES":
+                    # No KEEP_SIZE with WRITE_ZEROES; the plan offers it only inside the file or with --extend.
+                    syscalls.ops.fallocate(fd, FALLOC_FL_WRITE_ZEROES, step.offset, step.length)
+                elif mechanism == "PUNCH_HOLE":
+                    syscalls.ops.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, step.offset, step.length)
+                else:
+                    raise ValueError(mechanism)
+                return
+            except InterruptedError:
+                self.job.check_cancel()  # zeroing a range twice is harmless: repeat the call
+
+    def _zero_pages(self, step: WriteStep) -> None:
+        """__blkdev_issue_zero_pages(): pwritev calls whose iovecs all point at one zero buffer."""
+        assert self.buf is not None
+        tgt = self.tgt
+        fd = tgt.direct_fd() if step.direct else tgt.fd
+        granule = tgt.dio_align if step.direct else 1
+        for run in step.runs:
+            iov = call_iovecs(run, self.buf)
+            for i in range(run.calls):
+                self._check_size()
+                write_exactly(self.job, fd, iov, run.offset + i * run.call_bytes, granule=granule,
+                              buffered_fd=tgt.fd if step.direct else None)
+
+    def _zero_edge(self, step: EdgeStep) -> None:
+        """An unaligned edge: only its own bytes, through the page cache, then written back."""
+        assert self.buf is not None
+        self._check_size()
+        write_exactly(self.job, self.tgt.fd, zero_iovecs(self.buf, step.length), step.offset, what="pwrite")
+        sync_range(self.job, self.tgt.fd, step.offset, step.length)
+
+    def _check_size(self) -> None:
+        if self.keep_size_at:
+            size = os.fstat(self.tgt.fd).st_size
+            if size < self.keep_size_at:
+                raise self.job.fail(OSError(errno.ESTALE, f"the file shrank to {size} bytes during the job "
+                                            "(truncated by another process?)"), "size check")
+
+
+def call_iovecs(run: CallRun, buf: ZeroBuffer) -> list[memoryview]:
+    # Built once per run and reused by every call in it.
+    iov = [buf.view[: run.iov_len]] * run.full_iovecs
+    if run.last_iov_len:
+        iov.append(buf.view[: run.last_iov_len])
+    return iov
+
+
+def zero_iovecs(buf: ZeroBuffer, length: int) -> list[memoryview]:
+    """iovecs of ``length`` zero bytes, all pointing into the shared zero buffer (never copied)."""
+    full, last = divmod(length, buf.size)
+    iov = [buf.view] * full
+    if last:
+        iov.append(buf.view[:last])
+    return iov

@@ -1,0 +1,52 @@
+"""The facts of an opened target that the plan is a function of."""
+
+from __future__ import annotations
+
+import os
+
+from ..targets import BLOCK, FILE, Target
+from .plan import PAGE_SIZE, TargetFacts
+
+# Drivers that move every byte with the CPU (memcpy), not by DMA from the pinned pages.
+_COPYING_DRIVERS = ("loop", "zram", "ram")
+# A filesystem block larger than this is not a page-cache granule we size edges by.
+_MAX_GRANULE = 2 << 20
+
+
+def _copies_data(tgt: Target) -> bool:
+    name = tgt.block_name or ""
+    if not name.startswith(_COPYING_DRIVERS):
+        return False
+    # A loop device in direct-I/O mode hands the pages to the backing file without a copy.
+    try:
+        with open(f"/sys/block/{name}/loop/dio") as f:
+            return f.read().strip() != "1"
+    except OSError:
+        return True
+
+
+def _cache_granule(tgt: Target) -> int:
+    """The smallest page-cache folio of the target: a page, or the filesystem block when larger."""
+    if tgt.kind == BLOCK:
+        return max(PAGE_SIZE, tgt.logical_block_size)
+    try:
+        block = os.fstatvfs(tgt.fd).f_bsize
+    except OSError:
+        block = PAGE_SIZE
+    return max(PAGE_SIZE, block if block <= _MAX_GRANULE and not block & (block - 1) else PAGE_SIZE)
+
+
+def facts_of(tgt: Target) -> TargetFacts:
+    cow = getattr(tgt, "copy_on_write", None)
+    return TargetFacts(
+        name=tgt.name,
+        kind=BLOCK if tgt.kind == BLOCK else FILE,
+        size=tgt.size,
+        logical_block_size=tgt.logical_block_size,
+        dio_align=tgt.dio_align if tgt.dio_offset_align else 0,
+        cache_granule=_cache_granule(tgt),
+        write_zeroes=tgt.kind == BLOCK and (tgt.queue_attr("write_zeroes_max_bytes") or 0) > 0,
+        copies_data=tgt.kind == BLOCK and _copies_data(tgt),
+        copy_on_write=cow if isinstance(cow, str) else None,
+        unsupported=frozenset(tgt.unsupported()),
+    )
