@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .helpers import requires_root
+from .helpers import read_range, requires_root
 
 CASES = 24
 
@@ -71,7 +71,7 @@ def test_predicted_equals_measured_over_random_jobs(loop_queue: tuple[str, str])
 @requires_root
 def test_dry_run_predicts_and_writes_nothing(loop_queue: tuple[str, str]) -> None:
     dev, _ = loop_queue
-    before = open(dev, "rb").read(1 << 20)
+    before = read_range(dev, 0, 1 << 20)
     done = subprocess.run([sys.executable, "-m", "largezero", "zero", dev, "-o", "1000", "-l", "20M", "--dry-run",
                            "--json"], capture_output=True, text=True, check=True)
     out = json.loads(done.stdout)
@@ -79,7 +79,7 @@ def test_dry_run_predicts_and_writes_nothing(loop_queue: tuple[str, str]) -> Non
     steps = out["plan"]["steps"]
     assert [s["step"] for s in steps] == ["edge", "write", "edge"]
     assert out["predicted"]["requests"] > 0
-    assert open(dev, "rb").read(1 << 20) == before
+    assert read_range(dev, 0, 1 << 20) == before
     # The real run of the same job does what the dry run said.
     os.sync()
     real = _zero_json(dev, "-o", "1000", "-l", "20M")

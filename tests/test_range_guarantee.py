@@ -36,6 +36,7 @@ EDGE = 3  # marker bytes on each side of the range
 # moments (buffered pwrite, as a logger or database would), then prints the last marker.
 WRITER = r"""
 import os, random, sys, time
+EDGE = int(sys.argv[2])
 fd = os.open(sys.argv[1], os.O_RDWR)
 for line in sys.stdin:
     _, seed, lo, hi = line.split()
@@ -44,18 +45,18 @@ for line in sys.stdin:
     last = 0
     for _ in range(rng.randint(1, 8)):
         last = rng.randint(1, 255)
-        os.pwrite(fd, bytes([last]) * %d, lo - %d)
-        os.pwrite(fd, bytes([last]) * %d, hi)
+        os.pwrite(fd, bytes([last]) * EDGE, lo - EDGE)
+        os.pwrite(fd, bytes([last]) * EDGE, hi)
         time.sleep(rng.uniform(0, 0.02))
     print(last, flush=True)
-""" % (EDGE, EDGE, EDGE)
+"""
 
 
 def _races(target: str, size: int, runs: int, extra: list[str], seed: int) -> int:
     """Run ``runs`` zeroing jobs racing the other writer; returns how many raced (all must hold)."""
     rng = random.Random(seed)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, target], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, target, str(EDGE)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     assert writer.stdin is not None and writer.stdout is not None
     fd = os.open(target, os.O_RDWR)
     try:
