@@ -22,6 +22,7 @@ import pytest
 from largezero import ZeroResult, zero_range
 from largezero.block.limits import QueueLimits
 from largezero.block.model import Counts, model_direct, model_kernel
+from largezero.block.plan import default_call_bytes
 from largezero.block.sources import ZeroSource, make_source
 from largezero.block.stat import DiskStat, read_stat
 from largezero.cli import main
@@ -100,6 +101,17 @@ def source_of(buf: ZeroBuffer) -> ZeroSource | None:
     return None
 
 
+def zero_direct(dev: str, offset: int, length: int, method: str, call_size: int | None,
+                backing: str = "auto") -> ZeroResult:
+    """zero_range(direct=True) with the call layout model_direct() takes: iovecs of the whole
+    zero buffer and, without a call size, the largest call. The engine's own choices (smaller
+    iovecs on a copying device, capped calls, page-cache edges) are block/predict.py's to model."""
+    buf = (make_source("zero-page") if method == "page" else make_source("huge-zero-folio")).buffer_size
+    call = call_size or default_call_bytes(buf, 4096)
+    return zero_range(dev, offset, length, method=method, direct=True, call_size=call, iov_len=buf,
+                      backing=backing)
+
+
 # --- the kernel path: blkdiscard -z -----------------------------------------------------------
 
 
@@ -173,10 +185,10 @@ DIRECT_CASES = [
     ("large", 0, 700 * MiB, None, 256),  # 2801: 255 x 2 MiB + 4 KiB bios
     ("large", 0, 600 * MiB, None, 1280),
     ("large", 4096, 64 * MiB + 12 * KiB, 3 * MiB, 300),
-    ("large", 512, 5 * MiB + 1024, 1 * MiB + 512, 64),
+    ("large", 4096, 5 * MiB + 8192, 1 * MiB + 512, 64),  # whole pages: no page-cache edges
     ("large", 0, 9 * MiB, 2 * MiB + 4 * KiB, 4),
     ("page", 0, 5 * MiB + 4 * KiB, None, 300),
-    ("page", 512, 3 * MiB + 1024, 1 * MiB + 512, 33),
+    ("page", 8192, 3 * MiB + 4096, 1 * MiB + 512, 33),
     ("page", 0, 64 * MiB, None, 100),
 ]
 
@@ -186,13 +198,12 @@ def test_zero_range_direct_requests_are_predicted(loop1g: str, method: str, offs
                                                   call_size: int | None, max_sectors_kb: int) -> None:
     lim = limits_of(loop1g, max_sectors_kb)
     result: list[object] = []
-    got = measure(loop1g, lambda: result.append(
-        zero_range(loop1g, offset, length, method=method, direct=True, call_size=call_size)))
+    got = measure(loop1g, lambda: result.append(zero_direct(loop1g, offset, length, method, call_size)))
     buf = result[0].zero_buffer  # type: ignore[attr-defined]
     source = source_of(buf)
     if source is None:
         pytest.skip(f"zero buffer backing {buf.backing} cannot be modelled (no PFNs?)")
-    predicted = model_direct(lim, length, source, offset, call_size)
+    predicted = model_direct(lim, length, source, offset, call_size or default_call_bytes(buf.size, 4096))
     assert predicted.calls == result[0].calls  # type: ignore[attr-defined]
     assert_exact(predicted.counts, got, length)
     known = {("page", 1 * GiB, 128 * MiB): 2048, ("large", 1 * GiB, 128 * MiB): 824,
@@ -205,8 +216,7 @@ def test_zero_range_direct_requests_are_predicted(loop1g: str, method: str, offs
 def test_zero_range_direct_other_backings(loop1g: str, backing: str) -> None:
     lim = limits_of(loop1g, 300)
     result: list[object] = []
-    got = measure(loop1g, lambda: result.append(
-        zero_range(loop1g, 0, 96 * MiB, method="large", direct=True, backing=backing, call_size=24 * MiB)))
+    got = measure(loop1g, lambda: result.append(zero_direct(loop1g, 0, 96 * MiB, "large", 24 * MiB, backing)))
     buf = result[0].zero_buffer  # type: ignore[attr-defined]
     source = source_of(buf)
     if source is None:
@@ -217,12 +227,13 @@ def test_zero_range_direct_other_backings(loop1g: str, backing: str) -> None:
 def test_cli_model_predicts_cli_zero(loop1g: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`largezero model --device D --path direct` predicts `largezero zero D --direct -m large`."""
     set_queue_attr(loop1g, "max_sectors_kb", 512)
-    length = 300 * MiB + 8 * KiB
+    length = 300 * MiB + 8 * KiB + 1234  # unaligned: the plan's page-cache tail is modelled too
     assert main(["model", "--device", loop1g, "--path", "direct", "-l", str(length), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["kernel"]["CONFIG_PERSISTENT_HUGE_ZERO_FOLIO"] in ("y", "n", "m", "unknown")
     by_source = {e["source"]: e for e in report["sources"]}
     for method, source in (("large", "huge-zero-folio"), ("page", "zero-page")):
+        # The model runs the engine's own plan: the defaults of both commands agree.
         argv = ["zero", loop1g, "-l", str(length), "--direct", "-m", method, "--json"]
         got = measure(loop1g, functools.partial(main, argv))
         zero_report = json.loads(capsys.readouterr().out)
@@ -255,16 +266,21 @@ def _sweep(dev: str, seed: int, n: int) -> list[str]:
         else:
             zeroed: list[ZeroResult] = []
 
+            # Whole pages: the engine writes an unaligned head or tail through the page cache.
+            offset -= offset % 4096
+            length = max(4096, length - length % 4096)
+            call = call - call % 4096 if call and call >= 4096 else None
+
             def zero(kind: str = kind, offset: int = offset, length: int = length, call: int | None = call,
                      zeroed: list[ZeroResult] = zeroed) -> None:
-                zeroed.append(zero_range(dev, offset, length, method=kind, direct=True, call_size=call))
+                zeroed.append(zero_direct(dev, offset, length, kind, call))
 
             got = measure(dev, zero)
             buf = zeroed[0].zero_buffer
             source = source_of(buf) if buf is not None else None
             if source is None:
                 continue
-            predicted = model_direct(lim, length, source, offset, call).counts
+            predicted = model_direct(lim, length, source, offset, call or default_call_bytes(buf.size, 4096)).counts
         assert predicted is not None
         if (got.write_ios, got.write_merges) != (predicted.requests, predicted.merges):
             mismatches.append(f"{kind} off={offset} len={length} call={call} kb={kb}: "
@@ -289,7 +305,7 @@ def test_direct_2000m_single_call_is_1601_requests() -> None:
     with _ramfs_loop(2000 * MiB + 4 * MiB) as dev:
         lim = limits_of(dev, 1280)
         out: list[object] = []
-        got = measure(dev, lambda: out.append(zero_range(dev, 0, 2000 * MiB, method="large", direct=True)))
+        got = measure(dev, lambda: out.append(zero_direct(dev, 0, 2000 * MiB, "large", None)))
         source = source_of(out[0].zero_buffer)  # type: ignore[attr-defined]
         if source is None or source.name != "huge-zero-folio":
             pytest.skip("no huge zero folio")

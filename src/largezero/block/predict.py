@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from ..kconfig import persistent_huge_zero_folio
 from .bio import IovLayout
 from .limits import SECTOR_SIZE, QueueLimits
-from .model import Counts, _call_counts, model_kernel, repeat
-from .plan import EdgeStep, OffloadStep, WriteStep, ZeroPlan
+from .model import Counts, SourceResult, _call_counts, model_kernel, repeat
+from .plan import BLOCK, EdgeStep, OffloadStep, TargetFacts, WriteStep, ZeroOptions, ZeroPlan, plan_zero_range
 from .sources import ZeroSource, make_source
 from .split import sector_period
 
@@ -36,15 +36,6 @@ class Prediction:
         c = self.counts
         return {"requests": c.requests, "merges": c.merges, "sectors": self.sectors, "bios": c.bios,
                 "bvecs": c.bvecs, "source": self.source, "notes": list(self.notes)}
-
-
-def source_of_buffer(backing: str, size: int) -> ZeroSource:
-    """The model's zero source for one of ``mm``'s zero buffers (by its backing)."""
-    if backing == "huge-zero-folio":
-        return make_source("huge-zero-folio")
-    if backing == "allocated":
-        return make_source("allocated", buffer_size=size)
-    return make_source("zero-page")  # ZERO_PAGE, and the PMD alias of it: the same 4 KiB page
 
 
 def kernel_zero_source() -> ZeroSource:
@@ -76,10 +67,12 @@ def _edge(step: EdgeStep, writeback_block: int, counts: Counts) -> int:
     return (last - first) // SECTOR_SIZE
 
 
-def predict_plan(plan: ZeroPlan, lim: QueueLimits, *, backing: str, buffer_size: int,
-                 writeback_block: int = 4096) -> Prediction:
-    """Requests, merges and sectors the device sees for ``plan``, as ``/sys/block/<dev>/stat`` counts them."""
-    source = source_of_buffer(backing, buffer_size)
+def predict_plan(plan: ZeroPlan, lim: QueueLimits, source: ZeroSource, *, writeback_block: int = 4096) -> Prediction:
+    """Requests, merges and sectors the device sees for ``plan``, as ``/sys/block/<dev>/stat`` counts them.
+
+    ``source`` is the zero buffer the plan's writes point into (``sources.source_for_buffer``);
+    ``writeback_block`` the block device's buffer-head size (BLKBSZGET).
+    """
     counts = Counts()
     sectors = 0
     notes: list[str] = []
@@ -101,3 +94,20 @@ def predict_plan(plan: ZeroPlan, lim: QueueLimits, *, backing: str, buffer_size:
             return Prediction(None, source.name, ["buffered writes are written back by the kernel's flusher "
                                                   "when it chooses: not predicted"])
     return Prediction(counts, source.name, notes, sectors)
+
+
+def model_plan_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int = 0,
+                      call_size: int | None = None, *, copies_data: bool = False) -> SourceResult:
+    """``largezero zero --direct`` of any range (unaligned included), from the engine's own plan."""
+    granule = max(source.page_size, lim.logical_block_size)
+    facts = TargetFacts("model", BLOCK, offset + length, lim.logical_block_size, lim.dio_align, granule,
+                        copies_data=copies_data)
+    opts = ZeroOptions("page" if source.same_page else "large", True, call_size=call_size,
+                       buffer_size=source.buffer_size)
+    plan = plan_zero_range(facts, offset, length, opts)
+    # A block device's page cache uses page-sized buffer heads when its size allows (set_init_blocksize).
+    pred = predict_plan(plan, lim, source, writeback_block=granule)
+    edges = any(isinstance(s, EdgeStep) for s in plan.steps)
+    return SourceResult(source, "direct", length, pred.counts,
+                        "pwritev O_DIRECT" + (" + page-cache edges" if edges else ""), calls=plan.calls,
+                        iov_len=plan.iov_len, call_bytes=plan.call_bytes, extra={"sectors": pred.sectors})

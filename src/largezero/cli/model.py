@@ -11,11 +11,23 @@ import os
 import platform
 from typing import Any
 
+from ..block.iomap_model import DEFAULT_BLOCK_SIZE, EXTENTS, DioWrite, compare_dio_write, model_dio_write
 from ..block.limits import PRESETS, QueueLimits
-from ..block.model import PATHS, compare
-from ..block.sources import PAGE_SIZES, SOURCE_NAMES, ZeroSource, make_source, pmd_size_for
+from ..block.model import PATHS, compare, model_kernel
+from ..block.predict import model_plan_direct
+from ..block.sources import (
+    PAGE_SIZES,
+    SOURCE_NAMES,
+    ZeroSource,
+    largest_zero_folio_source,
+    live_iomap_source,
+    make_source,
+    pmd_size_for,
+    source_for_buffer,
+)
 from ..errors import UsageError
 from ..kconfig import persistent_huge_zero_folio
+from ..mm import zero_buffer_for
 from ..units import format_size, parse_size
 from .common import print_json, size_arg
 
@@ -26,6 +38,8 @@ examples:
   largezero model --preset loop --path direct --call-size 128M --zero-source huge-zero-folio
   largezero model --preset virtio-blk --zero-source allocated:64K --json
   largezero model --path iomap --preset nvme-mdts2m       iomap_dio_zero() for 4 KiB..2 MiB blocks
+  largezero model --path iomap --device loop0 --dio-write 4K:8K --file-size 4K --extent written
+                                                          one O_DIRECT write on XFS: pads, data, EOF
   largezero model --preset nvme-mdts128k --plot model.png
 """
 
@@ -59,6 +73,14 @@ def register(sub: Any) -> None:
     p.add_argument("--max-sectors-kb", type=int, default=None, help="override max_sectors_kb")
     p.add_argument("--block-size", type=size_arg("block size"), action="append", default=None,
                    help="filesystem block size for --path iomap (repeatable; default 4K..2M)")
+    p.add_argument("--dio-write", metavar="OFFSET:LENGTH", type=_dio_write_arg, default=None,
+                   help="--path iomap: one O_DIRECT write (pads, data, EOF zeroing), not the padding table")
+    p.add_argument("--file-size", type=size_arg("file size"), default=0,
+                   help="--dio-write: the file's size before the write (default 0, a fresh file)")
+    p.add_argument("--extent", choices=EXTENTS, default="hole",
+                   help="--dio-write: state of the blocks under the write (default hole)")
+    p.add_argument("--nomerges", type=int, choices=(0, 1, 2), default=None,
+                   help="override queue/nomerges (0 merge, 1 plug back-merges only, 2 no merges)")
     p.add_argument("--no-write-zeroes", action="store_true",
                    help="--path kernel: model the zero-page fallback even if the device has write-zeroes")
     p.add_argument("--write-zeroes-fails", action="store_true",
@@ -85,7 +107,33 @@ def _limits(args: argparse.Namespace) -> tuple[QueueLimits, str]:
             lim = lim.with_max_sectors_kb(args.max_sectors_kb)
         except ValueError as err:
             raise UsageError(str(err)) from None
+    if args.nomerges is not None:
+        lim = lim.with_nomerges(args.nomerges)
     return lim, where
+
+
+def _dio_write_arg(text: str) -> tuple[int, int]:
+    offset, sep, length = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"'{text}': expected OFFSET:LENGTH, e.g. 4K:8K")
+    return size_arg("dio-write offset")(offset), size_arg("dio-write length")(length)
+
+
+def mounted_block_size(device: str) -> int | None:
+    """The block size of the filesystem mounted from ``device`` (statvfs), None if not mounted."""
+    name = os.path.basename(os.path.realpath(device)) if device.startswith("/") else device
+    try:
+        with open(f"/sys/class/block/{name}/dev") as f:
+            devno = f.read().strip()
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if fields[2] == devno:
+                    # Mount points escape blanks as \040 and so on.
+                    return os.statvfs(fields[4].encode().decode("unicode_escape")).f_bsize
+    except OSError:
+        return None
+    return None
 
 
 def _sources(args: argparse.Namespace, page: int) -> list[ZeroSource]:
@@ -126,8 +174,10 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     sources = _sources(args, page)
     if args.path != "direct" and args.call_size is not None:
         raise UsageError("--call-size applies to --path direct only")
-    if args.path != "iomap" and args.block_size:
-        raise UsageError("--block-size applies to --path iomap only")
+    if args.path != "iomap" and (args.block_size or args.dio_write):
+        raise UsageError("--block-size and --dio-write apply to --path iomap only")
+    if not args.dio_write and (args.file_size or args.extent != "hole"):
+        raise UsageError("--file-size and --extent apply to --dio-write only")
     if args.path != "kernel" and (args.no_write_zeroes or args.write_zeroes_fails):
         raise UsageError("--no-write-zeroes and --write-zeroes-fails apply to --path kernel only")
     length = args.length
@@ -138,10 +188,22 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     write_zeroes = False if args.no_write_zeroes else None
     if args.write_zeroes_fails and not lim.write_zeroes_max_bytes:
         raise UsageError("--write-zeroes-fails: the device has no write-zeroes")
+    write = None
     try:
-        results = compare(args.path, lim, length, sources, offset=args.offset, call_size=args.call_size,
-                          block_sizes=args.block_size or None, write_zeroes=write_zeroes,
-                          write_zeroes_fails=args.write_zeroes_fails, page_size=page)
+        if args.dio_write:
+            if args.block_size and len(args.block_size) > 1:
+                raise UsageError("--dio-write takes one --block-size")
+            write = DioWrite(args.dio_write[0], args.dio_write[1], args.file_size, args.extent,
+                             _block_size(args, lim))
+            length = write.length
+            results = compare_dio_write(lim, write, sources, page)
+        elif args.path == "direct":
+            results = [model_plan_direct(lim, length, s, args.offset, args.call_size,
+                                         copies_data=_copies_data(args)) for s in sources]
+        else:
+            results = compare(args.path, lim, length, sources, offset=args.offset, call_size=args.call_size,
+                              block_sizes=args.block_size or None, write_zeroes=write_zeroes,
+                              write_zeroes_fails=args.write_zeroes_fails, page_size=page)
     except ValueError as err:
         raise UsageError(str(err)) from None
     entries = []
@@ -156,16 +218,66 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "preset": None if args.device else (args.preset or "kernel-default"),
         "length": length,
-        "offset": args.offset,
+        "offset": write.offset if write else args.offset,
         "page_size": page,
         "limits": lim.to_dict(),
         "kernel": kernel_info(),
         "sources": entries,
     }
+    if write:
+        report["dio_write"] = entries[0]["dio_write"]
+    report["predicted_live"] = _predicted_live(args, lim, length, write, write_zeroes)
     if args.path == "kernel":
         report["note"] = ("the running kernel's blkdev_issue_zeroout() zeroes from "
                           f"{report['kernel']['largest_zero_folio']}")  # type: ignore[index]
     return report
+
+
+def _copies_data(args: argparse.Namespace) -> bool:
+    """Whether the modelled device's driver copies with the CPU (the plan then picks small iovecs)."""
+    name = os.path.basename(args.device or args.preset or "")
+    return name.startswith(("loop", "zram", "ram"))
+
+
+def _block_size(args: argparse.Namespace, lim: QueueLimits) -> int:
+    """--block-size, else the mounted filesystem's, else 64 KiB (the LBS case)."""
+    if args.block_size:
+        return int(args.block_size[0])
+    mounted = mounted_block_size(args.device) if args.device else None
+    return mounted or DEFAULT_BLOCK_SIZE
+
+
+def _predicted_live(args: argparse.Namespace, lim: QueueLimits, length: int, write: DioWrite | None,
+                    write_zeroes: bool | None) -> dict[str, Any]:
+    """What this running kernel does: its largest_zero_folio(), its iomap zero page, and for
+    --path direct the zero buffer `largezero zero --direct` gets in this process."""
+    page = os.sysconf("SC_PAGESIZE")
+    persistent = persistent_huge_zero_folio()
+    rules = None
+    try:
+        if args.path == "kernel":
+            src = largest_zero_folio_source(persistent, page)
+            r = model_kernel(lim, length, src, args.offset, write_zeroes, args.write_zeroes_fails)
+        elif args.path == "direct":
+            buf = zero_buffer_for(direct=True)
+            found = source_for_buffer(buf.size, buf.backing, buf.contiguous_bytes, page)
+            if found is None:
+                raise ValueError(f"zero buffer backing {buf.backing} cannot be observed (needs root)")
+            src = found
+            r = model_plan_direct(lim, length, src, args.offset, args.call_size, copies_data=_copies_data(args))
+        else:
+            rules, src = live_iomap_source(platform.release(), persistent, page)
+            if write is None:  # the padding table: one logical block into a new block of a fresh file
+                write = DioWrite(0, lim.logical_block_size, block_size=_block_size(args, lim))
+            r = model_dio_write(lim, write, src, rules, page)
+    except ValueError as err:
+        return {"requests": None, "merges": None, "sectors": None, "source": None, "error": str(err)}
+    c = r.counts
+    out: dict[str, Any] = {"requests": c and c.requests, "merges": c and c.merges,
+                           "sectors": c and r.extra.get("sectors"), "source": src.name, "contiguity": src.contiguity}
+    if rules:
+        out.update(iomap=rules, dio_write=r.extra["dio_write"])
+    return out | ({"error": r.error} if r.error else {})
 
 
 _COLUMNS = (("source", "source"), ("bios", "bios"), ("bvecs", "bvecs"), ("segments", "segs"),

@@ -190,9 +190,7 @@ class _Job:
             # fdatasync made the data durable; the new directory entry needs its directory synced.
             _fsync_dir(os.path.dirname(tgt.path or os.path.abspath(self.target)))
         if a.json and isinstance(self.result, ZeroResult) and self.result.plan is not None:
-            buf = self.result.zero_buffer
-            pred = predicted(self.result.plan, tgt, buf.backing if buf else "zero-page", buf.size if buf else 4096)
-            self.result.predicted = pred
+            self.result.predicted = predicted(self.result.plan, tgt, self.result.zero_buffer)
         if a.verify:
             self._verify(cancel)
 
@@ -234,7 +232,7 @@ def _dry_run(args: argparse.Namespace) -> int:
                 entry: dict[str, object] = {"target": target, "dry_run": True, "plan": plan.to_dict(),
                                             "zero_buffer": {"name": buf.name, "size": buf.size,
                                                             "backing": buf.backing}}
-                pred = predicted(plan, tgt, buf.backing, buf.size)
+                pred = predicted(plan, tgt, buf if plan.method != "offload" else None)
                 if pred is not None:
                     entry["predicted"] = pred
                 out.append(entry)

@@ -10,6 +10,7 @@ from typing import Any
 from ..block.plan import EdgeStep, OffloadStep, ZeroPlan
 from ..block.zeroout import ZeroResult
 from ..errors import LargezeroError, ZeroingError
+from ..mm import ZeroBuffer
 from ..targets import BLOCK, Target
 from ..units import format_size
 
@@ -89,12 +90,13 @@ def describe_plan(plan: ZeroPlan, target: str) -> str:
     return "\n".join(lines)
 
 
-def predicted(plan: ZeroPlan, tgt: Target, backing: str, buffer_size: int) -> dict[str, object] | None:
+def predicted(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
     """The model's prediction for ``plan`` on a block device; None for a file."""
     if tgt.kind != BLOCK or tgt.block_name is None:
         return None
     from ..block.limits import QueueLimits
     from ..block.predict import predict_plan
+    from ..block.sources import make_source, source_for_buffer
     from ..syscalls import ioctl_int
 
     try:
@@ -102,7 +104,12 @@ def predicted(plan: ZeroPlan, tgt: Target, backing: str, buffer_size: int) -> di
         writeback_block = ioctl_int(tgt.fd, 0x80081270, "Q") & 0xFFFFFFFF  # BLKBSZGET
     except (OSError, ValueError) as err:
         return {"error": f"cannot read the device's limits: {err}"}
-    pred = predict_plan(plan, lim, backing=backing, buffer_size=buffer_size, writeback_block=writeback_block)
+    source = make_source("zero-page") if buf is None else \
+        source_for_buffer(buf.size, buf.backing, buf.contiguous_bytes)
+    if source is None:
+        return {"requests": None, "notes": [f"the layout of the {buf.backing if buf else ''} zero buffer "
+                                            "cannot be observed here (needs root)"]}
+    pred = predict_plan(plan, lim, source, writeback_block=writeback_block)
     out = pred.to_dict()
     return out if out is not None else {"requests": None, "notes": pred.notes}
 
