@@ -1,10 +1,18 @@
 # Two entry points: `make demo` and `make test`. Both build .venv from nothing.
+# What `make test` installs with apt (as root, where apt exists) for tests that need a tool.
+DEBIAN_TEST_PACKAGES := xfsprogs btrfs-progs exfatprogs strace e2fsprogs util-linux util-linux-extra fdisk dosfstools erofs-utils cryptsetup-bin
+# The commands those packages provide; one missing means: install the list.
+DEBIAN_TEST_TOOLS := mkfs.xfs mkfs.btrfs mkfs.exfat strace mkfs.ext4 sfdisk mkfs.minix mkfs.vfat mkfs.erofs cryptsetup
+
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MAN := docs/man/largezero.1
+COMPLETION := docs/completion/largezero.bash docs/completion/_largezero
+VERSION = $(shell $(BIN)/python -c 'import largezero; print(largezero.__version__)')
 
-.PHONY: demo test bench bench-long clean
+.PHONY: demo test test-packages bench bench-long man completion clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +23,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/largezero demo
 
-test: $(STAMP)
+# Never fails for want of apt or root: the tests that need a missing tool skip with the reason.
+test-packages:
+	@missing=""; for t in $(DEBIAN_TEST_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(DEBIAN_TEST_PACKAGES) (missing:$$missing)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TEST_PACKAGES)) \
+			|| echo "apt-get failed: tests needing$$missing will skip"; \
+	else \
+		echo "not root or no apt-get: tests needing$$missing will skip"; \
+	fi
+
+test: $(STAMP) test-packages
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -m 'not long' tests
@@ -25,6 +45,20 @@ bench: $(STAMP)
 
 bench-long: $(STAMP)
 	$(BIN)/pytest -m long tests
+
+# The man page and the shell completions are generated from the argparse definitions
+# (largezero.cli.build_parser); tests/test_manpage.py checks the checked-in copies are current.
+man: $(STAMP)
+	@mkdir -p docs/man
+	$(BIN)/argparse-manpage --module largezero.cli --function build_parser --prog largezero \
+		--project-name largezero --version $(VERSION) \
+		--description "zero large ranges of files and block devices" \
+		--manual-title "largezero manual" --output $(MAN)
+
+completion: $(STAMP)
+	@mkdir -p docs/completion
+	$(BIN)/shtab --shell=bash --prog largezero largezero.cli.build_parser > docs/completion/largezero.bash
+	$(BIN)/shtab --shell=zsh --prog largezero largezero.cli.build_parser > docs/completion/_largezero
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

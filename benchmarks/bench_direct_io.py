@@ -5,7 +5,8 @@ inside a 64 KiB block. Targets, each a fresh file on the working filesystem:
 
 * ``sparse``    ftruncate only: every partial block is a hole;
 * ``unwritten`` fallocate: every partial block is an unwritten extent;
-* ``written``   filled with data: every partial block must be read back.
+* ``written``   filled with data: the naive writer reads every partial block back; DirectWriter
+                writes its partial pages through the page cache and reads nothing.
 
 Writers, measured in the same run on identical files and offsets:
 

@@ -67,7 +67,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("suffix-KiBB", ["zero", "{f}", "-o", "1KiBB"], 2, "unknown suffix"),
     ("suffix-Q", ["zero", "{f}", "-l", "4Q"], 2, "unknown suffix"),
     ("suffix-lower-kib-ok-but-past-end", ["zero", "{f}", "-l", "2mib"], 2, "past the end"),
-    ("decimal-point", ["zero", "{f}", "-o", "1.5M"], 2, "-o/--offset: '1.5M'"),
+    ("decimal-point", ["zero", "{f}", "-o", "0.3K"], 2, "-o/--offset: '0.3K'"),
     ("exponent", ["zero", "{f}", "-l", "1e6"], 2, "-l/--length: '1e6'"),
     ("empty-length", ["zero", "{f}", "-l", ""], 2, "-l/--length"),
     ("empty-offset-eq", ["zero", "{f}", "--offset="], 2, "-o/--offset"),

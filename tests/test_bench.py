@@ -256,7 +256,7 @@ def test_targets_clean_up_after_themselves(tmp_path: Any) -> None:
 
 
 def test_cli_refuses_fewer_than_five_rounds(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--rounds", "3"]) == 2
+    assert main(["bench", "--rounds", "3", "--sections", "main"]) == 2
     assert "at least 5" in capsys.readouterr().err
 
 
@@ -270,7 +270,8 @@ def test_cli_json_and_plot(tmp_path: Any, capsys: pytest.CaptureFixture[str]) ->
     pytest.importorskip("matplotlib")
     png = os.path.join(tmp_path, "bench.png")
     code = main(["bench", "-t", "file", "-s", "1M", "--cache", "warm", "-c", "lz-large-d", "-c", "dd-2m",
-                 "-c", "limit-", "--probe-size", "0", "--dir", str(tmp_path), "--json", "--plot", png])
+                 "-c", "limit-", "--probe-size", "0", "--dir", str(tmp_path), "--json", "--plot", png,
+                 "--sections", "main"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     rows = _rows(report, "file/warm")
@@ -317,3 +318,90 @@ def test_long_every_target_every_state(big_enough_tmp: str, request: pytest.Fixt
                   rss_probe=4 << 30)
     _check_every_row(report, allowed_failures=frozenset({"fallocate-z"}))
     assert all(p["rss_growth"] is not None and p["verified"] for p in report["rss_probe"])
+
+
+# --- whole process, start-up and the issue-13 sections ---------------------------------------
+
+
+def test_crossovers_name_the_size_from_which_the_cli_stays_faster() -> None:
+    from largezero.bench.process import crossovers
+
+    def rows(ours: float, dd: float) -> list[dict[str, Any]]:
+        return [{"label": "lz", "ours": True, "median_s": ours}, {"label": "dd", "ours": False, "median_s": dd}]
+
+    assert crossovers({4096: rows(0.05, 0.001), 1 << 20: rows(0.06, 0.07), 1 << 30: rows(0.2, 0.8)}) == {"dd": 1 << 20}
+    # Faster once, slower again later: not "from" that size.
+    assert crossovers({4096: rows(0.05, 0.1), 1 << 20: rows(0.06, 0.01)}) == {"dd": None}
+
+
+def test_whole_process_rows_are_checked_and_ratioed(tmp_path: Any) -> None:
+    from largezero.bench.process import run_sweep
+
+    report = run_sweep((4096, 1 << 20), rounds=1, workdir=str(tmp_path), scenarios=["file O_DIRECT"])
+    sc = report[0]
+    for rows in sc["sizes"].values():
+        assert [r["failed"] for r in rows] == [None, None]
+        ours, dd = rows
+        assert ours["ours"] and ours["median_s"] > 0 and dd["x_ours"] == dd["median_s"] / ours["median_s"]
+    assert set(sc["faster_from"]) == {"dd bs=2M oflag=direct"}
+
+
+def test_startup_rows_cover_every_command_and_succeed() -> None:
+    from largezero.bench.startup import measure_startup, render_startup
+
+    rows = measure_startup(rounds=1)
+    labels = {r.label for r in rows}
+    assert {"largezero --help", "largezero info FILE", "largezero zero FILE -l 4K",
+            "largezero verify FILE -l 4K", "python -c pass (this venv)"} <= labels
+    assert all(r.exit_code == 0 for r in rows), [(r.label, r.exit_code) for r in rows]
+    assert "x" in render_startup(rows)
+
+
+@requires_root
+def test_queue_setting_is_restored(ramfs_loop: Any) -> None:
+    from largezero.bench.scenarios import queue_setting
+
+    dev = ramfs_loop(4 << 20)
+    path = f"/sys/block/{os.path.basename(dev)}/queue/max_sectors_kb"
+    with open(path) as f:
+        before = f.read()
+    with queue_setting(dev, "max_sectors_kb", 256), open(path) as f:
+        assert f.read().strip() == "256"
+    with open(path) as f:
+        assert f.read() == before
+
+
+def test_plot_without_matplotlib_is_refused_before_anything_runs(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    png = os.path.join(tmp_path, "b.png")
+    code = ("import sys\n"
+            "class NoPlot:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'matplotlib':\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, NoPlot())\n"
+            "import importlib.util\n"
+            "importlib.util.find_spec = lambda name, *a: None if name == 'matplotlib' else None\n"
+            "from largezero.cli import main\n"
+            f"sys.exit(main(['bench', '--plot', {png!r}, '--sections', 'startup']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr == "largezero: --plot needs matplotlib (pip install 'largezero[plot]')\n"
+    assert done.stdout == "" and not os.path.exists(png)
+
+
+def test_unknown_section_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--sections", "main,nope"]) == 2
+    assert "unknown section 'nope'" in capsys.readouterr().err
+
+
+def test_stream_and_verify_sections_run_or_say_why_not() -> None:
+    from largezero.bench.sections import run_sections
+
+    report: dict[str, Any] = {}
+    texts = run_sections(["stream", "verify"], True, None, report)
+    assert len(texts) == 2
+    assert "skipped" in texts[0] or "streams" in report
+    assert "skipped" in texts[1] or "verify" in report

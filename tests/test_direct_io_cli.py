@@ -1,4 +1,4 @@
-"""largezero write, zero --direct's edges through the direct writer, and the benchmark in --quick form."""
+"""largezero write, zero --direct's page-cache edges (no reads), and the benchmark in --quick form."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import errno
 import json
 import os
 import random
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,8 +70,12 @@ def test_write_direct_json_into_a_hole(tmp_path: Path) -> None:
     out = json.loads(done.stdout)
     assert out["bytes_written"] == out["length"] == len(data)
     assert out["direct"] is True and out["block_size"] == 65536
-    assert out["rmw_bytes_read"] == 0 and out["reads"] == 0  # a hole: padded, never read
-    assert out["pad_bytes"] == out["span_length"] - len(data) > 0
+    assert out["rmw_bytes_read"] == 0 and out["reads"] == 0  # never a read
+    # A 64 KiB block over a hole: whole 4 KiB granules padded, [64K, 68K) and [168K, 192K); the
+    # granules holding our bytes' edges go through the page cache, only our bytes of them.
+    assert (out["span_offset"], out["span_length"]) == (65536, 131072)
+    assert out["pad_bytes"] == 4096 + 24576 and out["head"] == out["tail"] == "zero"
+    assert out["cache_bytes"] == (73728 - 70001) + (170001 - 167936) and out["syncs"] == 2
     assert out["calls"] >= 1 and out["zero_buffer"]["name"] in ("LARGE_ZERO_PAGE", "ZERO_PAGE")
     got = read_range(str(target), 0, SIZE)
     assert got[70001:170001] == data and got[:70001] == bytes(70001) and got[170001:] == bytes(SIZE - 170001)
@@ -84,7 +91,8 @@ def test_write_streams_a_pipe_in_block_aligned_chunks(tmp_path: Path) -> None:
     out = json.loads(done.stdout)
     assert out["writes"] >= 3 and out["bytes_written"] == len(data)
     assert out["reads"] == 0 and out["bounce_bytes"] == 0  # staged at addresses congruent to the offset
-    assert out["head"] == "zero" and out["tail"] == "zero"
+    # Padded before (a hole), nothing after: the end is past EOF, where no padding goes.
+    assert out["head"] == "zero" and out["tail"] == "cache" and out["pad_bytes"] == 12288
     assert os.path.getsize(target) == 12345 + len(data)
     assert read_range(str(target), 12345, len(data)) == data
 
@@ -111,10 +119,69 @@ def test_write_from_a_regular_file_on_stdin(tmp_path: Path) -> None:
     done = largezero("write", str(target), "-o", "4095", "--direct", "--json", stdin=source)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["head"] == "rmw" and out["tail"] == "rmw" and out["rmw_bytes_read"] > 0
+    assert out["head"] == "cache" and out["tail"] == "cache" and out["reads"] == 0
+    assert out["cache_bytes"] == 3000 and out["pad_bytes"] == 0  # 4095..7095: no whole page inside
     expected = bytearray(pattern_bytes(1 << 20))
     expected[4095:7095] = b"\x07" * 3000
     assert read_range(str(target), 0, 1 << 20) == bytes(expected)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_write_signal_stops_with_the_exact_resume(tmp_path: Path, signum: int) -> None:
+    """A signal while ``write`` waits for more input: exit 130, one line, and the resume line
+    (offset and input position) finishes the job to the bytes an uninterrupted run writes."""
+    target = sparse(tmp_path / "t.img", 1 << 20)
+    offset = 12345
+    data = random.Random(signum).randbytes((16 << 20) + 300_000)
+    first = (16 << 20) + 12288 - offset  # the first chunk: 16 MiB from the page holding the offset
+    proc = subprocess.Popen([sys.executable, "-m", "largezero", "write", str(target), "-o", str(offset), "--direct"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data[: first + 100_000])  # the first chunk and part of the second
+        proc.stdin.flush()
+        while read_range(str(target), offset + first - 4096, 4096) != data[first - 4096: first]:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+            time.sleep(0.01)  # waiting for the first chunk to land, not a timing assertion
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    line = err.decode()
+    assert proc.returncode == 130, line
+    assert line.count("\n") == 1 and "Traceback" not in line and "interrupted" in line
+    at = offset + first
+    assert f"bytes {offset}..{at} are written" in line
+    assert f"{first + 100_000} bytes of standard input were consumed, {first} of them written" in line
+    resume = line.split("resume with: ", 1)[1].strip()
+    assert resume == f"tail -c +{first + 1} INPUT | largezero write -o {at} --direct -- {target}"
+    assert os.path.getsize(target) == at  # nothing of the unwritten input landed
+    argv = shlex.split(resume.split(" | ", 1)[1])
+    done = largezero(*argv[1:], stdin=data[first:])
+    assert done.returncode == 0, done.stderr
+    assert read_range(str(target), 0, offset + len(data)) == bytes(offset) + data
+
+
+def test_write_failure_names_the_input_position(tmp_path: Path) -> None:
+    """EFBIG part way (RLIMIT_FSIZE): exit 1, one line with the prefix written and the resume."""
+    target = sparse(tmp_path / "t.img", 0)
+    limit = 102_400  # on a sector: the kernel shortens the O_DIRECT call there, then says EFBIG
+    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            "from largezero.cli import main; sys.exit(main())")
+    data = random.Random(9).randbytes(300_000)
+    done = subprocess.run([sys.executable, "-c", code, "write", str(target), "-o", "1000", "--direct"],
+                          input=data, capture_output=True, timeout=120)
+    line = done.stderr.decode()
+    assert done.returncode == 1, line
+    assert line.count("\n") == 1 and "File too large" in line
+    at = os.path.getsize(target)
+    assert at <= limit and read_range(str(target), 1000, at - 1000) == data[: at - 1000]
+    assert f"bytes 1000..{at} are written" in line
+    assert f"300000 bytes of standard input were consumed, {at - 1000} of them written" in line
+    assert f"resume with: tail -c +{at - 1000 + 1} INPUT | largezero write -o {at} --direct -- {target}" in line
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -153,7 +220,8 @@ def test_write_data_larger_than_the_device(tmp_path: Path) -> None:
         # Up to the last byte is fine.
         done = largezero("write", dev, "-o", str((1 << 20) - 5000), "--direct", "--json", stdin=source)
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["reads"] >= 1  # a device's partial block is always read
+        out = json.loads(done.stdout)
+        assert out["reads"] == 0 and out["cache_bytes"] > 0  # the partial page through the page cache
         assert read_range(dev, 0, 1 << 20) == before[: -5000] + b"\x01" * 5000
 
 
@@ -168,7 +236,7 @@ def test_write_read_only_device(tmp_path: Path) -> None:
         subprocess.run(["losetup", "-d", device], check=False)
 
 
-# --- zero --direct: the unaligned edges go through the writer ------------------------------
+# --- zero --direct: the unaligned edges go through the page cache, never read ---------------
 
 
 class Counting(syscalls.Syscalls):
@@ -206,25 +274,23 @@ def test_zero_direct_edges_into_holes_read_nothing(tmp_path: Path) -> None:
     assert read_range(str(target), 1 << 20, 1 << 20) == pattern_bytes(1 << 20)
 
 
-def test_zero_direct_tail_edge_in_a_block_the_middle_wrote_is_read(tmp_path: Path) -> None:
-    """zero_range writes the aligned middle before the tail edge; when both share a filesystem
-    block, the middle's write made that block data (the kernel zeroed the rest of it), so the
-    edge is read-modify-written: one read, still only zeros written."""
+def test_zero_direct_edges_next_to_the_middle_read_nothing(tmp_path: Path) -> None:
+    """Edges are page-cache granules of their own: the O_DIRECT middle never shares one."""
     target = sparse(tmp_path / "t.img")
     with installed(Counting()) as c:
         r = zero_range(str(target), 1000, 600_000, method="large", direct=True)
     assert r.bytes_zeroed == 600_000
-    assert c.reads == 1
+    assert c.reads == 0
     assert read_range(str(target), 0, SIZE) == bytes(SIZE)
 
 
-def test_zero_direct_edges_over_data_read_modify_write(tmp_path: Path) -> None:
+def test_zero_direct_edges_over_data_read_nothing(tmp_path: Path) -> None:
     target = tmp_path / "t.img"
     make_image(str(target), SIZE)
     fill_pattern(str(target), 0, SIZE)
     with installed(Counting()) as c:
         r = zero_range(str(target), 1000, 600_000, method="large", direct=True)
-    assert c.reads == 2  # the head and tail granules, nothing else
+    assert c.reads == 0  # the page cache merges the edges: no user-space read-modify-write
     assert r.bytes_zeroed == 600_000 and r.calls >= 3
     expected = bytearray(pattern_bytes(SIZE))
     expected[1000:601000] = bytes(600_000)
@@ -235,18 +301,14 @@ def test_zero_direct_edge_errors_keep_exact_progress(tmp_path: Path) -> None:
     target = tmp_path / "t.img"
     make_image(str(target), SIZE)
     fill_pattern(str(target), 0, SIZE)
-    with installed(Counting(read_error=errno.EIO)), pytest.raises(ZeroingError) as exc:
+    # The tail edge [598016, 601000) fails: everything before it is done and reported.
+    with installed(Counting(write_error_at=598_016)), pytest.raises(ZeroingError) as exc:
         zero_range(str(target), 1000, 600_000, method="large", direct=True)
-    assert exc.value.bytes_zeroed == 0 and "preadv" in str(exc.value)
-    assert read_range(str(target), 0, SIZE) == pattern_bytes(SIZE)
-    # The tail edge [600576, 601000) fails: everything before it is done and reported.
-    with installed(Counting(write_error_at=600_576)), pytest.raises(ZeroingError) as exc:
-        zero_range(str(target), 1000, 600_000, method="large", direct=True)
-    assert exc.value.bytes_zeroed == 600_576 - 1000
-    assert exc.value.stopped_at == 600_576
+    assert exc.value.bytes_zeroed == 598_016 - 1000
+    assert exc.value.stopped_at == 598_016
     got = read_range(str(target), 0, SIZE)
-    assert got[1000:600_576] == bytes(600_576 - 1000)
-    assert got[600_576:] == pattern_bytes(SIZE)[600_576:]
+    assert got[1000:598_016] == bytes(598_016 - 1000)
+    assert got[598_016:] == pattern_bytes(SIZE)[598_016:]
 
 
 @requires_root
@@ -257,7 +319,7 @@ def test_zero_direct_on_a_loop_device_edges(tmp_path: Path) -> None:
         with installed(Counting()) as c:
             r = zero_range(dev, 4097, 100_000, method="large", direct=True)
         assert r.bytes_zeroed == 100_000
-        assert c.reads >= 2  # never assume a hole on a device
+        assert c.reads == 0  # never a read on a device either: its page cache merges the edges
         expected = bytearray(pattern_bytes(SIZE))
         expected[4097:104097] = bytes(100_000)
         assert read_range(dev, 0, SIZE) == bytes(expected)
@@ -274,7 +336,7 @@ def test_benchmark_quick_output_is_sane(tmp_path: Path) -> None:
     assert res["block_size"] == 65536 and res["write_bytes"] == 1 << 20 and res["writes"] >= 4
     layouts = res["layouts"]
     assert set(layouts) == {"sparse", "unwritten", "written"}
-    for name, block in layouts.items():
+    for block in layouts.values():
         rows = block["rows"]
         assert block["contents_match"] is True
         assert set(rows) == {"naive", "writer", "writer-aligned"}
@@ -285,9 +347,7 @@ def test_benchmark_quick_output_is_sane(tmp_path: Path) -> None:
             assert row["mib_per_s"] > 0 and row["seconds"] > 0
             assert row["speedup_vs_naive"] == pytest.approx(row["mib_per_s"] / naive["mib_per_s"])
         for writer in ("writer", "writer-aligned"):
-            if name == "written":
-                assert 0 < rows[writer]["bytes_read"] < naive["bytes_read"]
-            else:
-                assert rows[writer]["bytes_read"] == 0 and rows[writer]["read_ratio_vs_naive"] == 0
+            # Never a read: holes are padded, data edges go through the page cache.
+            assert rows[writer]["bytes_read"] == 0 and rows[writer]["read_ratio_vs_naive"] == 0
     # No leftovers in the work directory.
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""DirectWriter: bad input, faults injected through the syscall seam, and threads."""
+"""DirectWriter: bad input, faults injected through the syscall seam, cancel, and threads."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from typing import Any, TypeVar
 import pytest
 
 from largezero import TargetError, UsageError, syscalls
+from largezero.errors import Interrupted, ZeroingError
 from largezero.iomap import DirectWriteError, DirectWriter, aligned_buffer
 from largezero.mm import pmd_size
 from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount
 from largezero.targets import open_target
 
+from .faultinject import Injector
 from .helpers import pattern_bytes, read_range, requires_root
+from .test_direct_io import Recording
 
 SIZE = 4 << 20
 PMD = pmd_size() or (2 << 20)
@@ -253,57 +256,88 @@ def test_eio_mid_write_reports_a_true_prefix(tmp_path: Any) -> None:
     path = written(str(tmp_path / "f"))
     base = read_range(path, 0, SIZE)
     offset, data = 70_000, random.Random(1).randbytes(500_000)
-    with DirectWriter(path, block_size=4096, bounce_size=65536) as w, \
+    with DirectWriter(path, bounce_size=65536) as w, \
             installed(Faulty(fail_after=200_000)), pytest.raises(DirectWriteError) as exc:
         w.write(data, offset)
     err = exc.value
-    assert err.exit_code == 1 and err.errno == errno.EIO and err.what == "pwritev"
-    assert "resume at offset" in one_line(err)
+    assert isinstance(err, ZeroingError) and not isinstance(err, Interrupted)
+    # 200_000 bytes end mid-sector: the loop finishes that sector through the page cache ("pwrite").
+    assert err.exit_code == 1 and err.errno == errno.EIO and err.what in ("pwritev", "pwrite")
     assert 0 < err.bytes_written < len(data)
     assert err.stopped_at == offset + err.bytes_written
+    # The failed call (a 64 KiB bounce chunk, or the sector being finished) may have written up to
+    # its end, and says so.
+    assert err.maybe_until is not None and err.stopped_at < err.maybe_until <= err.stopped_at + 65536
+    text = one_line(err)
+    assert f"bytes {offset}..{err.stopped_at} are written" in text
+    assert f"bytes {err.stopped_at}..{err.maybe_until} may also be written" in text
+    assert f"resume with --offset {err.stopped_at} --length {offset + len(data) - err.stopped_at}" in text
     got = read_range(path, 0, SIZE)
-    # The reported prefix is on the target; nothing before the span changed.
+    # The reported prefix is on the target; nothing outside the range changed.
     assert got[offset: offset + err.bytes_written] == data[: err.bytes_written]
-    assert got[:offset - offset % 4096] == base[:offset - offset % 4096]
+    assert got[:offset] == base[:offset] and got[offset + len(data):] == base[offset + len(data):]
     # The rest is either old or new bytes, never anything else.
     for i in range(offset + err.bytes_written, offset + len(data), 997):
         assert got[i] in (base[i], data[i - offset])
 
 
-def test_read_error_writes_nothing(tmp_path: Any) -> None:
+def test_no_read_ever_even_over_data(tmp_path: Any) -> None:
+    """Reads fail here: a write over data, with any block size, does not notice."""
     path = written(str(tmp_path / "f"))
     base = read_range(path, 0, SIZE)
-    with DirectWriter(path, block_size=65536) as w, installed(Faulty(read_error=errno.EIO)), \
-            pytest.raises(DirectWriteError) as exc:
-        w.write(b"z" * 100_000, 1000)
-    assert exc.value.what == "preadv" and exc.value.bytes_written == 0
-    assert read_range(path, 0, SIZE) == base
+    for block in (4096, 65536, PMD):
+        with DirectWriter(path, block_size=block) as w, installed(Faulty(read_error=errno.EIO)) as f:
+            result = w.write(b"z" * 100_000, 1000 + block)
+        assert f.reads == 0 and result.reads == 0 and result.rmw_bytes_read == 0
+        base = expected_after(base, b"z" * 100_000, 1000 + block)
+        assert read_range(path, 0, SIZE) == base
 
 
-def test_read_eintr_is_retried(tmp_path: Any) -> None:
+def test_cancel_stops_at_a_write_boundary_with_the_exact_prefix(tmp_path: Any) -> None:
     path = written(str(tmp_path / "f"))
     base = read_range(path, 0, SIZE)
-    with DirectWriter(path, block_size=65536) as w, installed(Faulty(read_eintr=3)) as f:
-        w.write(b"q" * 5000, 777)
-    assert f.reads >= 4
-    assert read_range(path, 0, SIZE) == expected_after(base, b"q" * 5000, 777)
+    offset, data = 5000, random.Random(4).randbytes(1_000_000)
+    cancel = threading.Event()
+    # The third write call meets EINTR after a "signal handler" set the event: the loop must stop.
+    with DirectWriter(path, bounce_size=65536) as w, installed(Injector(eintr_at=[2], cancel=cancel)), \
+            pytest.raises(Interrupted) as exc:
+        w.write(data, offset, cancel=cancel)
+    err = exc.value
+    assert err.exit_code == 130
+    # Head edge (page cache), then the first 64 KiB bounce chunk: exactly those are written.
+    head = 8192 - offset
+    assert err.bytes_written == head + 65536 and err.stopped_at == offset + head + 65536
+    assert f"resume with --offset {err.stopped_at} --length {len(data) - err.bytes_written}" in one_line(err)
+    got = read_range(path, 0, SIZE)
+    assert got[offset: err.stopped_at] == data[: err.bytes_written]
+    assert got[err.stopped_at:] == base[err.stopped_at:] and got[:offset] == base[:offset]
+    # Already set: nothing at all is written.
+    with DirectWriter(path) as w, pytest.raises(Interrupted) as exc:
+        w.zero(0, 100, cancel=cancel)
+    assert exc.value.bytes_written == 0 and read_range(path, 0, 100) == base[:100]
 
 
-@pytest.mark.parametrize("short_of_span", [200, 300_000])
-def test_failed_extending_write_leaves_no_padding_past_eof(tmp_path: Any, short_of_span: int) -> None:
-    """The span [128 KiB, 550400) pads past the new EOF (550000); the write fails
-    ``short_of_span`` bytes before the span's end: in the padding, or in the data."""
+@pytest.mark.parametrize("fail_at", [200, 150_000, 399_999])
+def test_failed_extending_write_never_grows_past_its_end(tmp_path: Any, fail_at: int) -> None:
+    """A write from 150_000 to 550_000 into a 100_000-byte file fails after ``fail_at`` bytes:
+    the file is never longer than the end of what the failed call may have written, and
+    nothing is ever truncated."""
     path = sparse(str(tmp_path / "f"), 100_000)
-    span = 550_400 - 131_072
-    with DirectWriter(path, block_size=65536) as w, \
-            installed(Faulty(fail_after=span - short_of_span)), pytest.raises(DirectWriteError) as exc:
+    rec = Recording()
+    faulty = Faulty(fail_after=fail_at)
+    faulty.ftruncate = rec.ftruncate  # type: ignore[method-assign]
+    with DirectWriter(path, block_size=65536) as w, installed(faulty), pytest.raises(DirectWriteError) as exc:
         w.write(b"e" * 400_000, 150_000)
     err = exc.value
-    # Grown only as far as the data known written, never to the padded granule.
-    assert os.path.getsize(path) == max(100_000, err.stopped_at)
-    assert err.bytes_written == min(400_000, 131_072 + span - short_of_span - 150_000)
+    assert rec.ftruncates == []
+    assert 100_000 < os.path.getsize(path) <= max(err.maybe_until or 0, err.stopped_at) <= 550_000
     assert read_range(path, 150_000, err.bytes_written) == b"e" * err.bytes_written
-    assert read_range(path, 0, 150_000) == bytes(150_000)
+    before = min(150_000, os.path.getsize(path))  # the head padding past EOF may have failed part way
+    assert read_range(path, 0, before) == bytes(before)
+
+
+def test_direct_write_error_is_the_one_error_type() -> None:
+    assert DirectWriteError is ZeroingError
 
 
 # --- threads ------------------------------------------------------------------------------

@@ -40,13 +40,14 @@ def limits(draw: st.DrawFn) -> QueueLimits:
         logical_block_size=lbs, physical_block_size=pbs, max_sectors=max_sectors, max_hw_sectors=4096,
         max_segments=draw(st.integers(min_value=1, max_value=300)), max_segment_size=seg,
         seg_boundary_mask=boundary, virt_boundary_mask=virt, chunk_sectors=chunk,
-        dma_alignment=draw(st.sampled_from([3, 511])),
+        dma_alignment=draw(st.sampled_from([3, 511])), nomerges=draw(st.sampled_from([0, 0, 1, 2])),
     )
 
 
 def ref_limits(lim: QueueLimits) -> ref.Lim:
     return ref.Lim(lim.logical_block_size, lim.physical_block_size, lim.max_sectors, lim.max_segments,
-                   lim.max_segment_size, lim.seg_boundary_mask, lim.virt_boundary_mask, lim.chunk_sectors, PAGE)
+                   lim.max_segment_size, lim.seg_boundary_mask, lim.virt_boundary_mask, lim.chunk_sectors, PAGE,
+                   lim.nomerges)
 
 
 SOURCES = [

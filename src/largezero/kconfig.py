@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-import gzip
 
 
 @functools.lru_cache(maxsize=1)
 def _config() -> dict[str, str] | None:
+    import gzip  # only when asked: gzip and zlib are not free at start-up
+
     try:
         with gzip.open("/proc/config.gz", "rt") as f:
             text = f.read()

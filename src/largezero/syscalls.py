@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -23,6 +22,11 @@ FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 FALLOC_FL_ZERO_RANGE = 0x10
 FALLOC_FL_WRITE_ZEROES = 0x80  # Linux 6.17+
+
+# sync_file_range(2) flags.
+SYNC_FILE_RANGE_WAIT_BEFORE = 1
+SYNC_FILE_RANGE_WRITE = 2
+SYNC_FILE_RANGE_WAIT_AFTER = 4
 
 # <linux/fs.h> block ioctls.
 BLKSSZGET = 0x1268
@@ -47,7 +51,12 @@ STATX_BASIC_STATS = 0x7FF
 STATX_DIOALIGN = 0x2000
 
 # The one libc handle of the package; other modules set argtypes on the functions they use.
-libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+# By soname: ctypes.util.find_library() would start an `ldconfig -p` on every run. Where
+# there is no libc.so.6 (musl), the symbols the interpreter itself links are the libc.
+try:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    libc = ctypes.CDLL(None, use_errno=True)
 _libc = libc
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 _libc.fallocate.restype = ctypes.c_int
@@ -89,6 +98,16 @@ class Syscalls:
 
     def fdatasync(self, fd: int) -> None:
         os.fdatasync(fd)
+
+    def sync_file_range(self, fd: int, offset: int, length: int,
+                        flags: int = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER,
+                        ) -> None:
+        """Write back the page cache over [offset, offset+length) and wait for it (no device flush)."""
+        fn = _libc.sync_file_range
+        fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        if fn(fd, offset, length, flags) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
 
     def fsync(self, fd: int) -> None:
         os.fsync(fd)
@@ -174,3 +193,15 @@ def statx_dio_align(fd: int) -> tuple[int, int] | None:
 def is_unsupported(err: OSError) -> bool:
     """Errors that mean "this call does not apply here", as opposed to a real I/O error."""
     return err.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS, errno.ENODEV)
+
+
+def proves_unsupported(err: OSError, mechanism: str) -> bool:
+    """Whether an offload call's error proves the mechanism is absent here, to be remembered.
+
+    EOPNOTSUPP / ENOTTY / ENOSYS say so. EINVAL is ambiguous (a bad range says EINVAL too); it
+    is remembered only where fallocate(2) documents it as "mode not supported by this
+    filesystem", for the newest mode, FALLOC_FL_WRITE_ZEROES, which older kernels reject so.
+    """
+    if err.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.ENOSYS):
+        return True
+    return err.errno == errno.EINVAL and mechanism == "WRITE_ZEROES"

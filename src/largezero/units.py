@@ -1,36 +1,79 @@
-"""Sizes as util-linux writes them: 4096, 4K, 4KiB, 1M, 2MiB, 1G, 0x1000; also 4KB (decimal)."""
+"""Sizes as util-linux's ``strtosize()`` (lib/strutils.c) reads them, and as largezero prints them.
+
+Accepted: ``4096``, ``0x1000``, ``4K``/``4k``/``4KiB`` (2^10), ``4KB`` (10^3), up to E/EiB/EB,
+and decimal fractions with a suffix: ``1.5G``, ``0.5MiB`` (= 524288), ``0.5MB`` (= 500000).
+Where we differ from util-linux, on purpose:
+
+* only ASCII digits: Python's ``int()`` also takes Arabic-Indic or full-width digits, and a
+  size typed in one is a mistake, not a number;
+* a leading zero does not mean octal (util-linux's ``strtoumax(..., 0)`` reads ``0100`` as 64):
+  nobody types a length in octal, so ``0100`` is 100;
+* a fraction must come to a whole number of bytes (``0.3K`` = 307.2 is refused, where
+  util-linux silently truncates): a zeroing range that is not what was typed is refused;
+* ``512B`` (plain bytes) is accepted.
+"""
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from .errors import UsageError
 
-_BINARY = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
-_DECIMAL = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18}
-_SIZE = re.compile(r"^\s*(0x[0-9a-fA-F]+|\d+)\s*([a-zA-Z]*)\s*$")
+_POWERS = "KMGTPE"
+# re.ASCII: [0-9] and \s mean what they say, never Unicode digits or spaces.
+_SIZE = re.compile(r"\s*(?:0[xX](?P<hex>[0-9a-fA-F]+)|(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]*))?)"
+                   r"\s*(?P<suffix>[A-Za-z]*)\s*", re.ASCII)
 # Offsets and lengths travel as off_t / loff_t: a signed 64-bit value.
 MAX_SIZE = (1 << 63) - 1
 
 
+def _scale(suffix: str) -> int | None:
+    """Bytes per unit for a suffix: K/k, KiB/Kib (binary), KB/Kb (decimal), B or nothing (bytes)."""
+    if suffix in ("", "B", "b"):
+        return 1
+    power = _POWERS.find(suffix[0].upper())
+    if power < 0:
+        return None
+    rest = suffix[1:]
+    if rest in ("", "iB", "ib"):
+        return 1 << (10 * (power + 1))
+    if rest in ("B", "b"):
+        return int(1000 ** (power + 1))
+    return None
+
+
 def parse_size(text: str, *, what: str = "size") -> int:
-    """Parse a byte count with an optional K/M/G/T/P/E, KiB.. or KB.. suffix."""
-    match = _SIZE.match(text)
+    """Parse a byte count; raises UsageError with one line naming ``what`` for anything else."""
+    match = _SIZE.fullmatch(text)
     if not match:
+        if any(ch.isdigit() and not ch.isascii() for ch in text):
+            raise UsageError(f"invalid {what} '{text}': only the ASCII digits 0-9 are accepted")
+        if text.strip().startswith("-"):
+            raise UsageError(f"invalid {what} '{text}': must not be negative")
         raise UsageError(f"invalid {what} '{text}': expected a number with an optional K/M/G/T suffix")
-    number = int(match.group(1), 0)
-    suffix = match.group(2).upper()
-    if suffix in _DECIMAL:
-        scale = _DECIMAL[suffix]
+    suffix = match["suffix"]
+    scale = _scale(suffix)
+    if scale is None:
+        raise UsageError(f"invalid {what} '{text}': unknown suffix '{suffix}' (use K, M, G, T, P, E, KiB.. or KB..)")
+    if match["hex"] is not None:
+        value = Fraction(int(match["hex"], 16))
     else:
-        stem = suffix[:-2] if suffix.endswith("IB") else suffix.removesuffix("B") if suffix != "B" else ""
-        if stem not in _BINARY:
-            raise UsageError(f"invalid {what} '{text}': unknown suffix '{match.group(2)}'")
-        scale = _BINARY[stem]
-    value = number * scale
-    if value > MAX_SIZE:
+        # int(..., 10): a leading zero is decimal, not octal.
+        value = Fraction(int(match["int"], 10))
+        frac = match["frac"]
+        if frac is not None:
+            if not frac:
+                raise UsageError(f"invalid {what} '{text}': expected digits after the decimal point")
+            if scale == 1:
+                raise UsageError(f"invalid {what} '{text}': a fraction needs a suffix (like 1.5G)")
+            value += Fraction(int(frac, 10), 10 ** len(frac))
+    total = value * scale
+    if total.denominator != 1:
+        raise UsageError(f"invalid {what} '{text}': is {float(total):.1f} bytes, not a whole number of bytes")
+    if total > MAX_SIZE:
         raise UsageError(f"invalid {what} '{text}': larger than 2^63-1 bytes")
-    return value
+    return int(total)
 
 
 def format_size(n: int | float) -> str:

@@ -12,10 +12,25 @@ imported only when asked for.
 
 from __future__ import annotations
 
-from .contenders import Contender, all_contenders, select
-from .report import HEADLINE, build_report, environment, plot, render_markdown, render_text
-from .runner import QUICK_SIZE, BenchConfig, BenchRun, run_bench, verify_range
-from .targets import TARGETS
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .contenders import Contender, all_contenders, select
+    from .report import HEADLINE, build_report, environment, plot, render_markdown, render_text
+    from .runner import QUICK_SIZE, BenchConfig, BenchRun, run_bench, verify_range
+    from .targets import TARGETS
+
+# Loaded on first use (PEP 562), so that `largezero.bench.startup` and the other small
+# modules here can be used without the engine, and nothing pays for what it does not use.
+_LAZY: dict[str, str] = {
+    "HEADLINE": "report", "build_report": "report", "environment": "report", "plot": "report",
+    "render_markdown": "report", "render_text": "report",
+    "Contender": "contenders", "all_contenders": "contenders", "select": "contenders",
+    "QUICK_SIZE": "runner", "BenchConfig": "runner", "BenchRun": "runner", "run_bench": "runner",
+    "verify_range": "runner",
+    "TARGETS": "targets",
+}
 
 __all__ = [
     "HEADLINE",
@@ -34,3 +49,14 @@ __all__ = [
     "select",
     "verify_range",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

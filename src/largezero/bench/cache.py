@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import mmap
 import os
 import struct
@@ -41,12 +42,18 @@ _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 _libc.mincore.restype = ctypes.c_int
 
 
-def _pattern() -> bytes:
-    # Never a zero byte, and not periodic at any power of two below the chunk.
+@functools.cache
+def pattern() -> bytes:
+    """The fill pattern, one PMD long: never a zero byte, and not periodic at any power of two
+    below the chunk. Built on first use, not at import (it costs ~150 ms of start-up)."""
     return bytes((i * 7 + i // 251 + 13) % 255 + 1 for i in range(PATTERN_CHUNK))
 
 
-PATTERN = _pattern()
+def __getattr__(name: str) -> bytes:
+    # ``cache.PATTERN`` still works for callers of the old constant, lazily.
+    if name == "PATTERN":
+        return pattern()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pattern_at(offset: int, length: int) -> bytes:
@@ -55,7 +62,7 @@ def pattern_at(offset: int, length: int) -> bytes:
     pos = offset
     while len(out) < length:
         start = pos % PATTERN_CHUNK
-        piece = PATTERN[start : start + length - len(out)]
+        piece = pattern()[start : start + length - len(out)]
         out += piece
         pos += len(piece)
     return bytes(out)
@@ -63,7 +70,7 @@ def pattern_at(offset: int, length: int) -> bytes:
 
 def fill(fd: int, size: int, piece: int) -> None:
     """Write the pattern over [0, size) in aligned ``piece``-byte writes."""
-    view = memoryview(PATTERN)
+    view = memoryview(pattern())
     pos = 0
     while pos < size:
         start = pos % PATTERN_CHUNK

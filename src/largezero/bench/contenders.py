@@ -98,9 +98,18 @@ def _lz(method: str, direct: bool | None, backing: str = "auto") -> InProcess:
     return run
 
 
+def _lz_cli(ctx: RunContext) -> list[str]:
+    """The command as people run it: a whole process, exec and start-up included."""
+    from .startup import largezero_argv
+
+    return [*largezero_argv(), "zero", ctx.path, "-o", str(ctx.offset), "-l", str(ctx.length)]
+
+
 def largezero_contenders() -> list[Contender]:
     out = [
         Contender("lz-auto", "largezero auto", LARGEZERO, AUTO, BOTH, _lz("auto", None)),
+        Contender("lz-cli", "largezero zero (whole process)", LARGEZERO, AUTO, BOTH, argv=_lz_cli,
+                  iovecs_per_write=None),
         Contender("lz-auto-direct", "largezero auto --direct", LARGEZERO, AUTO, frozenset({FILE}),
                   _lz("auto", True)),
     ]

@@ -127,7 +127,9 @@ def measured_call(fn: Callable[[], object], device: str | None = None) -> tuple[
 class Spawner:
     """Spawns a tool with stdout to /dev/null and stderr to a scratch file, and reaps it."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        # ``env``: the tools' environment (default: ours); LC_ALL=C is always added.
+        self._env = dict(os.environ if env is None else env, LC_ALL="C")
         fd, self._errfile = tempfile.mkstemp(prefix="largezero-bench-", suffix=".err")
         os.close(fd)
         self.gnu_time = shutil.which("time", path="/usr/bin:/bin")
@@ -143,7 +145,7 @@ class Spawner:
             (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
             (os.POSIX_SPAWN_OPEN, 2, self._errfile, os.O_WRONLY | os.O_TRUNC, 0),
         ]
-        pid = os.posix_spawn(exe, argv, dict(os.environ, LC_ALL="C"), file_actions=actions)
+        pid = os.posix_spawn(exe, argv, self._env, file_actions=actions)
         try:
             _, status, usage = os.wait4(pid, 0)
         except BaseException:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +29,7 @@ from ..verify import first_nonzero
 from . import cache, targets
 from .contenders import BLOCK, Contender, Outcome, RunContext, select
 from .measure import Counters, Sample, Spawner, measured_call
+from .startup import bytecode_env
 
 SENTINEL = 4096
 QUICK_SIZE = 16 << 20
@@ -264,7 +267,9 @@ def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:
     contenders = select(config.contenders)
     scenarios: list[Scenario] = []
     skipped: dict[str, str] = {}
-    spawner = Spawner()
+    # Tools run as installed: the CLI with its bytecode cached (see startup.bytecode_env).
+    pyc = tempfile.mkdtemp(prefix="largezero-pyc-")
+    spawner = Spawner(bytecode_env(pyc))
     try:
         for name in config.targets:
             why = targets.unavailable(name)
@@ -285,4 +290,5 @@ def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:
                 probe = rss_probe(config.rss_probe, config.workdir, buffered=not config.quick)
     finally:
         spawner.close()
+        shutil.rmtree(pyc, ignore_errors=True)
     return BenchRun(config, scenarios, skipped, probe, time.perf_counter() - started, (load_before, loadavg()))

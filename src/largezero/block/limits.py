@@ -44,6 +44,10 @@ class QueueLimits:
     dma_alignment: int = SECTOR_SIZE - 1
     partition_start: int = 0
     name: str = "custom"
+    # queue/nomerges (blk_sysfs queue_nomerges_store()): 0 all merges, 1 QUEUE_FLAG_NOXMERGES
+    # (the plug's back-merge still runs, only the elevator's hash lookups stop), 2
+    # QUEUE_FLAG_NOMERGES (blk_mq_attempt_bio_merge() merges nothing).
+    nomerges: int = 0
 
     def __post_init__(self) -> None:
         for field_name in ("logical_block_size", "physical_block_size", "max_sectors", "max_segments",
@@ -64,6 +68,8 @@ class QueueLimits:
                 raise ValueError(f"{mask_name} must be 2^n - 1")
         if self.max_sectors * SECTOR_SIZE < lbs:
             raise ValueError("max_sectors is smaller than one logical block")
+        if self.nomerges not in (0, 1, 2):
+            raise ValueError("nomerges must be 0, 1 or 2")
 
     @property
     def max_bytes(self) -> int:
@@ -84,6 +90,10 @@ class QueueLimits:
         if sectors > self.max_hw_sectors:
             raise ValueError(f"max_sectors_kb {kb} exceeds max_hw_sectors_kb {self.max_hw_sectors // 2}")
         return replace(self, max_sectors=sectors)
+
+    def with_nomerges(self, nomerges: int) -> QueueLimits:
+        """As after ``echo nomerges > queue/nomerges``."""
+        return replace(self, nomerges=nomerges)
 
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = dict(asdict(self))
@@ -134,6 +144,7 @@ class QueueLimits:
             dma_alignment=attr("dma_alignment", SECTOR_SIZE - 1),
             partition_start=start,
             name=os.path.basename(node),
+            nomerges=attr("nomerges", 0),
         )
 
 

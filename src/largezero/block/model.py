@@ -12,7 +12,8 @@ Three paths (see :mod:`.bio`, :mod:`.split`, :mod:`.plug` for the rules):
     the next is issued, so nothing merges across calls.
 ``iomap``
     iomap_dio_zero() (fs/iomap/direct-io.c): the bio that zeroes the rest of a filesystem
-    block around a sub-block O_DIRECT write.
+    block around a sub-block O_DIRECT write (alone: :mod:`.iomap_model` models the whole
+    write, pads and data in the kernel's order).
 
 Everything is run-length: identical calls, identical bios and identical bvecs are counted,
 never enumerated, and repeating states are fast-forwarded, so a petabyte models at once.
@@ -30,6 +31,7 @@ from .limits import SECTOR_SIZE, QueueLimits
 from .plan import plan_calls
 from .plug import Tail, submit
 from .sources import SOURCE_NAMES, ZeroSource, make_source
+from .sources import iomap_618_source as iomap_618_source  # its old home: the name keeps working
 from .split import sector_period, split_bio
 
 PATHS = ("kernel", "direct", "iomap")
@@ -198,7 +200,9 @@ def model_kernel(lim: QueueLimits, length: int, source: ZeroSource, offset: int 
         totals, _ = run_bios(zero_pages_bios(length, source.folio_size, source.page_size), start, lim)
         counts.add(totals)
         mechanisms.append("__blkdev_issue_zero_pages")
-    return SourceResult(source, "kernel", length, counts, " then ".join(mechanisms))
+    # Failed write-zeroes requests are accounted too (blk_update_request() counts any completion).
+    sectors = len(mechanisms) * length // SECTOR_SIZE
+    return SourceResult(source, "kernel", length, counts, " then ".join(mechanisms), extra={"sectors": sectors})
 
 
 @functools.lru_cache(maxsize=1024)
@@ -232,7 +236,7 @@ def model_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int 
     first = runs[0] if runs else None
     return SourceResult(source, "direct", length, counts, "pwritev O_DIRECT", calls=calls,
                         iov_len=first.iov_len if first else source.buffer_size,
-                        call_bytes=first.call_bytes if first else 0)
+                        call_bytes=first.call_bytes if first else 0, extra={"sectors": length // SECTOR_SIZE})
 
 
 def model_iomap(lim: QueueLimits, source: ZeroSource, block_size: int, length: int | None = None,
@@ -255,12 +259,8 @@ def model_iomap(lim: QueueLimits, source: ZeroSource, block_size: int, length: i
     counts = Counts()
     totals, _ = run_bios([(bio, 1)], lim.partition_start, lim)
     counts.add(totals)
-    return SourceResult(source, "iomap", pad, counts, "iomap_dio_zero", block_size=block_size, kernel=kernel)
-
-
-def iomap_618_source(page_size: int | None = None) -> ZeroSource:
-    """The private 64 KiB zero page of 6.12-6.18 iomap, as an allocated 64 KiB buffer."""
-    return make_source("allocated", page_size, contiguity=64 << 10, buffer_size=64 << 10)
+    return SourceResult(source, "iomap", pad, counts, "iomap_dio_zero", block_size=block_size, kernel=kernel,
+                        extra={"sectors": pad // SECTOR_SIZE})
 
 
 def model(path: str, lim: QueueLimits, source: ZeroSource, length: int, *, offset: int = 0,

@@ -11,6 +11,9 @@ Rules (kernel 6.18, block/blk-mq.c and block/blk-merge.c):
   bio_will_gap()); none past blk_rq_get_max_sectors() (max_sectors, and the chunk); none
   past max_segments (ll_new_hw_segment()), the bio's segments added as they are. The last two
   also mark the request REQ_NOMERGE (req_set_nomerge()).
+* queue/nomerges 2 (QUEUE_FLAG_NOMERGES): blk_mq_attempt_bio_merge() offers nothing to the
+  plug. nomerges 1 (QUEUE_FLAG_NOXMERGES) only stops the elevator's merge lookups beyond its
+  one-hit cache; the plug's tail back-merge is unchanged, so 0 and 1 count the same here.
 * blk_add_rq_to_plug() flushes the plug at 32 requests or when its first request is 128 KiB
   or more, before adding the new one. The new request always stays, so the tail a bio is
   offered to is always the request made just before it: flushes do not change the counts.
@@ -54,7 +57,8 @@ def _will_gap(tail: Tail, bio: Bio, lim: QueueLimits) -> bool:
 def submit(tail: Tail | None, bio: Bio, split: Split, sector: int,
            lim: QueueLimits) -> tuple[Tail | None, int, int]:
     """Submit ``bio`` (already split as ``split``) at ``sector``: (new tail, requests, merges)."""
-    offered = split.pieces == 1 and tail is not None and tail.mergeable and not bio.write_zeroes
+    offered = (split.pieces == 1 and tail is not None and tail.mergeable and not bio.write_zeroes
+               and lim.nomerges < 2)
     if offered and tail is not None and not _will_gap(tail, bio, lim):
         max_sectors = lim.max_sectors
         if lim.chunk_sectors:

@@ -106,3 +106,59 @@ def make_source(name: str, page_size: int | None = None, contiguity: int | None 
 
 def all_sources(page_size: int | None = None, contiguity: int | None = None) -> list[ZeroSource]:
     return [make_source(n, page_size, contiguity if n == "allocated" else None) for n in SOURCE_NAMES]
+
+
+# --- what the running kernel uses ------------------------------------------------------------
+
+# fs/iomap/direct-io.c 6.12-6.18: IOMAP_ZERO_PAGE_SIZE, an order-4 page allocated at boot.
+IOMAP_ZERO_PAGE_SIZE = 64 << 10
+
+
+def iomap_618_source(page_size: int | None = None) -> ZeroSource:
+    """The private 64 KiB zero page of 6.12-6.18 iomap, as an allocated 64 KiB buffer."""
+    return make_source("allocated", page_size, contiguity=IOMAP_ZERO_PAGE_SIZE, buffer_size=IOMAP_ZERO_PAGE_SIZE)
+
+
+def kernel_version(release: str) -> tuple[int, int]:
+    """(major, minor) of a release string such as '6.18.44-fc'; (0, 0) when unreadable."""
+    parts = release.split("-")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return 0, 0
+
+
+def largest_zero_folio_source(persistent: str, page_size: int | None = None) -> ZeroSource:
+    """largest_zero_folio(): the huge zero folio with CONFIG_PERSISTENT_HUGE_ZERO_FOLIO=y,
+    else ZERO_PAGE(0)'s folio (also when the config cannot be read: the default is n)."""
+    return make_source("huge-zero-folio" if persistent == "y" else "zero-page", page_size)
+
+
+def iomap_rules_for(release: str) -> str:
+    """Which iomap_dio_zero() the running kernel has: '6.19' (largest_zero_folio()) or '6.18'
+    (the private 64 KiB page, 6.12-6.18; older kernels are reported as 6.18 too)."""
+    return "6.19" if kernel_version(release) >= (6, 19) else "6.18"
+
+
+def live_iomap_source(release: str, persistent: str, page_size: int | None = None) -> tuple[str, ZeroSource]:
+    """(rules, zero source) of the running kernel's iomap_dio_zero()."""
+    rules = iomap_rules_for(release)
+    if rules == "6.18":
+        return rules, iomap_618_source(page_size)
+    return rules, largest_zero_folio_source(persistent, page_size)
+
+
+def source_for_buffer(size: int, backing: str, contiguous_bytes: int, page_size: int | None = None
+                      ) -> ZeroSource | None:
+    """The model's source for a user-space zero buffer (``largezero.mm.ZeroBuffer`` fields);
+    None when its physical layout was not observable (no PFNs without root)."""
+    page = page_size or mmap.PAGESIZE
+    if size == page:
+        return make_source("zero-page", page)
+    if backing == "huge-zero-folio":
+        return make_source("huge-zero-folio", page)
+    if backing == "zero-page":  # a PMD-sized alias of ZERO_PAGE: one bvec per page
+        return make_source("allocated", page, contiguity=page, buffer_size=size)
+    if backing == "allocated" and contiguous_bytes and size % contiguous_bytes == 0:
+        return make_source("allocated", page, contiguity=contiguous_bytes, buffer_size=size)
+    return None

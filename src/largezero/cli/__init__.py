@@ -1,52 +1,214 @@
-"""The ``largezero`` command line: one module per subcommand, each with register() and run()."""
+"""The ``largezero`` command line: one module per subcommand, each with register() and run().
+
+Start-up is part of every job people time, so this module imports nothing at its top but
+``sys``: the top-level ``--help`` is built from :data:`COMMANDS` alone, and only the chosen
+command's module is imported and registered. No traceback ever reaches the terminal: Ctrl-C at
+any moment is one line and exit 130, anything unexpected one line and exit 1.
+"""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-from collections.abc import Sequence
 
-from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, LargezeroError
+TYPE_CHECKING = False  # not from typing, which costs milliseconds; mypy knows the name
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
-# Subcommand modules under largezero.cli; each defines register(subparsers) and sets func=run.
-COMMANDS = ("zero", "info", "demo", "verify", "write", "model", "bench")
+# Subcommand -> its one-line help, in the order of the top-level help. Each is the module
+# largezero.cli.<name>, whose register(sub) adds its subparser and set_defaults(func=run).
+COMMANDS: dict[str, str] = {
+    "zero": "zero a byte range",
+    "info": "show a target's sizes, alignments, limits and zero buffer",
+    "demo": "zero scratch targets with ZERO_PAGE vs LARGE_ZERO_PAGE and compare",
+    "verify": "check that a byte range reads back as zeros",
+    "write": "write standard input at an offset (any alignment)",
+    "model": "model bios, bvecs, segments and requests per zero source",
+    "bench": "benchmark zeroing against dd, fallocate -z, blkdiscard -z and others",
+    "cat": "zeros, or a file with its holes from the zero buffer, to stdout",
+}
+
+DESCRIPTION = "Zero large ranges of files and block devices."
+# Set LARGEZERO_TRACEBACK=1 to see the traceback of an unexpected error (for developers).
+TRACEBACK_ENV = "LARGEZERO_TRACEBACK"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # One line and exit 2, like util-linux, instead of argparse's usage dump.
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (try '{self.prog} --help')\n")
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    from ..errors import EXIT_USAGE
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            # One line and exit 2, like util-linux, instead of argparse's usage dump.
+            self.exit(EXIT_USAGE, f"{self.prog}: {message} (try '{self.prog} --help')\n")
+
+    return Parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="largezero", description="Zero large ranges of files and block devices.")
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with ``commands`` fully registered (all of them when None); every other
+    command is listed in the help from :data:`COMMANDS` without importing its module."""
+    import importlib
+
     from .. import __version__
 
+    parser_class = _parser_class()
+    parser = parser_class(prog="largezero", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"largezero {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     sub.required = True
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    wanted = list(COMMANDS) if commands is None else list(commands)
+    for name, help_text in COMMANDS.items():
+        module = None
+        if name in wanted:
+            try:
+                module = importlib.import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as err:
+                if err.name != f"{__name__}.{name}":
+                    raise  # a module it needs is missing: a real error, not an absent command
+        if module is not None:
+            module.register(sub)
+        else:
+            placeholder = sub.add_parser(name, help=help_text, add_help=False)  # listed, not imported
+            placeholder.set_defaults(func=_not_installed(name))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def available_commands() -> list[str]:
+    """The commands whose module exists in this installation (for the man page and completion)."""
+    import importlib.util
+
+    return [name for name in COMMANDS if importlib.util.find_spec(f"{__name__}.{name}") is not None]
+
+
+def _not_installed(name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from ..errors import EXIT_USAGE
+        from .common import say
+
+        say(f"largezero: {name}: not available in this installation")
+        return EXIT_USAGE
+
+    return run
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if it is one of ours (the top-level options,
+    -h and -V, take no value, so the first word that is not an option is the command)."""
+    for i, word in enumerate(argv):
+        if word == "--":
+            rest = argv[i + 1 : i + 2]
+            return rest[0] if rest and rest[0] in COMMANDS else None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def _run(argv: list[str], process: bool) -> int:
+    from ..errors import EXIT_FAILURE, LargezeroError
+    from .common import say
+
+    command = chosen_command(argv)
+    parser = build_parser([command] if command else [])
     args = parser.parse_args(argv)
+    if process and "threading" in sys.modules:
+        # Only a command that imported threading can start a worker: then, and only then, make
+        # an unexpected error in one a single line too (importing threading for --help costs).
+        import threading
+
+        threading.excepthook = _thread_excepthook
     try:
         code: int = args.func(args)
         return code
     except LargezeroError as err:
-        print(f"largezero: {err}", file=sys.stderr)
+        say(f"largezero: {err}")
         return err.exit_code
-    except KeyboardInterrupt:
-        print("largezero: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 1
     except OSError as err:
         # Anything the commands did not turn into a LargezeroError still gets one line.
         where = f": {err.filename}" if err.filename else ""
-        print(f"largezero: {err.strerror or err}{where}", file=sys.stderr)
+        say(f"largezero: {err.strerror or err}{where}")
+        return EXIT_FAILURE
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    import signal
+
+    # A second Ctrl-C while we unwind (detaching loop devices, printing the resume command)
+    # must neither raise again nor cut the clean-up short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _thread_excepthook(hook: Any) -> None:
+    from .common import say
+
+    say(f"largezero: internal error in a worker thread: {hook.exc_type.__name__}: {hook.exc_value}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code. ``argv`` None means: this is the process
+    (the console script, ``python -m largezero``), so signals stay ours until it exits."""
+    previous: Any = None
+    streams: Any = None
+    try:
+        import signal
+
+        try:
+            previous = signal.signal(signal.SIGINT, _on_sigint)
+        except ValueError:  # not the main thread (an embedding program): leave signals alone
+            previous = None
+        from .common import guarded_streams
+
+        with guarded_streams() as streams:
+            code = _run(list(sys.argv[1:] if argv is None else argv), argv is None)
+            out = streams[0]
+            if out.failed and code == 0:
+                from .common import say
+
+                say(f"largezero: write error: stdout: {out.failed}")
+                code = 1
+        return code
+    except SystemExit as done:  # argparse: --help, --version, a usage error
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+    except KeyboardInterrupt:
+        _restore_sigint(None, True)  # from here on a second Ctrl-C is ignored
+        _last_words("largezero: interrupted")
+        return 130
+    except MemoryError:
+        _last_words("largezero: out of memory")
         return 1
+    except Exception as err:  # the promise is: never a traceback
+        import os
+
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        _last_words(f"largezero: internal error: {type(err).__name__}: {err}")
+        return 1
+    finally:
+        _restore_sigint(previous, argv is None)
+
+
+def _last_words(msg: str) -> None:
+    # sys.stderr may be the guard, None (2>&-) or broken; say() copes with all three.
+    try:
+        from .common import say
+
+        say(msg)
+    except BaseException:  # even an import failing here must not traceback
+        pass
+
+
+def _restore_sigint(previous: Any, process: bool) -> None:
+    try:
+        import signal
+
+        if process:
+            # The process is about to exit with our code: a late Ctrl-C must not turn the
+            # exit into a traceback from the interpreter's shutdown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        elif previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    except (ValueError, KeyboardInterrupt):
+        pass

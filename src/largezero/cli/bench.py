@@ -6,15 +6,18 @@ import argparse
 import sys
 from typing import Any
 
-from ..bench.runner import QUICK_SIZE
-from ..errors import EXIT_FAILURE, EXIT_OK, UsageError
-from ..units import format_size
-from .common import print_json, size_arg
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+from .common import print_json, say, size_arg
 
 MIN_ROUNDS = 5
 QUICK_PROBE = 4 << 30
 DEFAULT_SIZE = 1 << 30
 CACHE_CHOICES = ("cold", "warm", "warm-4k")
+# The parts of a run: the contender tables, start-up, the CLI as a whole process over sizes,
+# the loop device at both max_sectors_kb, the cost of split calls, several devices at once,
+# and the stream and verify benchmarks (written elsewhere; skipped with a note if absent).
+SECTIONS = ("main", "startup", "process", "loops", "calls", "several", "stream", "verify")
+PLOT_HINT = "--plot needs matplotlib (pip install 'largezero[plot]')"
 
 EXAMPLES = """\
 examples:
@@ -25,7 +28,9 @@ examples:
 
 
 def register(sub: Any) -> None:
+    from ..bench.runner import QUICK_SIZE
     from ..bench.targets import TARGETS
+    from ..units import format_size
 
     p = sub.add_parser(
         "bench", help="benchmark zeroing against dd, fallocate -z, blkdiscard -z and others",
@@ -56,6 +61,8 @@ def register(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list the contenders and exit")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="write a chart (needs matplotlib)")
+    p.add_argument("--sections", default=None, metavar="LIST",
+                   help=f"only these parts, comma-separated: {', '.join(SECTIONS)} (default all)")
     p.set_defaults(func=run)
 
 
@@ -89,6 +96,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     if args.rounds < MIN_ROUNDS:
         raise UsageError(f"--rounds must be at least {MIN_ROUNDS}: medians of fewer say little")
+    from ..bench.runner import QUICK_SIZE
+
     size = args.size if args.size is not None else (QUICK_SIZE if args.quick else DEFAULT_SIZE)
     if size <= 0:
         raise UsageError("--size must be positive")
@@ -100,8 +109,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from ..bench import all_contenders, build_report, plot, render_text, run_bench, select
 
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        say(f"largezero: {PLOT_HINT}")  # before anything runs: a chart we cannot draw is refused
+        return EXIT_USAGE
+    sections = _choices([args.sections], SECTIONS, "section") if args.sections else SECTIONS
     if args.list:
         for c in all_contenders():
             kinds = "/".join(sorted(c.kinds))
@@ -117,20 +132,28 @@ def run(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
 
-    result = run_bench(config, progress if tty else None)
+    from ..bench.sections import run_sections
+
+    report: dict[str, Any] = {"scenarios": []}
+    if "main" in sections:
+        result = run_bench(config, progress if tty else None)
+        report = build_report(result)
     if tty:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
-    report = build_report(result)
-    if args.plot:
-        try:
-            plot(report, args.plot)
-        except ImportError:
-            print("largezero: --plot needs matplotlib (pip install 'largezero[plot]')", file=sys.stderr)
+    texts = run_sections(sections, args.quick, args.dir, report, progress if tty else None)
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    if args.plot and "main" in sections:
+        plot(report, args.plot)
     if args.json:
         print_json(report)
     else:
-        render_text(report)
-        if args.plot:
+        if "main" in sections:
+            render_text(report)
+        for text in texts:
+            print()
+            print(text)
+        if args.plot and "main" in sections:
             print(f"chart: {args.plot}")
     bad = [f"{sc['name']}: {r['label']}" for sc in report["scenarios"] for r in sc["rows"]
            if r["rounds"] and not r["verified"]]

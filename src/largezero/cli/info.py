@@ -7,9 +7,12 @@ import os
 from typing import Any
 
 from ..block.zeroout import offload_mechanisms
+from ..errors import TargetError
 from ..kconfig import persistent_huge_zero_folio
 from ..mm import largest_zero_buffer, page_size, pmd_size, thp_status, zero_buffer_for
 from ..targets import BLOCK, Target, opened
+from ..targets.fsinfo import mounts_of_device
+from ..targets.inuse import loops_over_file
 from ..units import format_size
 from .common import print_json
 
@@ -62,10 +65,34 @@ def _offload(tgt: Target) -> dict[str, object]:
             "reason": why or (None if known else f"fallocate(ZERO_RANGE) not known on {fstype}; tried on first use")}
 
 
+def _safety(tgt: Target) -> dict[str, object]:
+    """What zero would refuse and why: mounts, holders, swap, loop backing, signatures."""
+    out: dict[str, object] = {"in_use": tgt.in_use()}
+    if tgt.kind == BLOCK:
+        out["mounted_on"] = mounts_of_device(tgt.rdev)
+        try:
+            holders = sorted(os.listdir(f"/sys/dev/block/{os.major(tgt.rdev)}:{os.minor(tgt.rdev)}/holders"))
+        except OSError:
+            holders = []
+        out["holders"] = holders
+        try:
+            out["signatures"] = [s.to_dict() for s in tgt.signatures()]
+        except TargetError as err:
+            out["signatures"] = None
+            out["signatures_error"] = str(err)
+    else:
+        out["backs_loop_devices"] = [f"/dev/{name}" for name, _ in loops_over_file(*tgt.dev_ino)]
+        out["max_file_size"] = tgt.max_file_size
+    out["copy_on_write"] = tgt.copy_on_write
+    return out
+
+
 def collect(tgt: Target) -> dict[str, object]:
     large = largest_zero_buffer()
     return {
         **tgt.describe(),
+        "identity": tgt.identity(),
+        "safety": _safety(tgt),
         "page_size": page_size(),
         "pmd_size": pmd_size(),
         "dio_align": tgt.dio_align,
@@ -87,6 +114,23 @@ def _print_human(info: dict[str, Any]) -> None:
         ("logical / physical block", f"{info['logical_block_size']} / {info['physical_block_size']}"),
         ("DIO alignment (mem / offset)", f"{info['dio_mem_align']} / {info['dio_offset_align']}"),
     ]
+    safe = info["safety"]
+    rows.append(("in use", safe["in_use"] or "no"))
+    if "signatures" in safe:
+        sigs = safe["signatures"]
+        rows.append(("signatures", safe.get("signatures_error") if sigs is None else
+                     ", ".join(f"{s['type']} at 0x{s['offset']:x}" if s["offset"] is not None else s["type"]
+                               for s in sigs) or "none"))
+        rows.append(("mounted on", ", ".join(safe["mounted_on"]) or "no"))
+        rows.append(("holders", ", ".join(safe["holders"]) or "none"))
+    if "backs_loop_devices" in safe:
+        rows.append(("backs loop devices", ", ".join(safe["backs_loop_devices"]) or "none"))
+        rows.append(("max file size", str(safe["max_file_size"])))
+    rows.append(("overwrites in place", "yes" if safe["copy_on_write"] is None else f"no ({safe['copy_on_write']})"))
+    ident = {k: v for k, v in info["identity"].items() if k in ("model", "serial", "wwn", "filesystem",
+                                                               "mount_point") and v}
+    if ident:
+        rows.append(("identity", ", ".join(f"{k} {v}" for k, v in ident.items())))
     if info["queue_limits"]:
         rows += [(f"queue {k}", str(v)) for k, v in info["queue_limits"].items()]
     off = info["offload"]

@@ -1,28 +1,37 @@
-"""largezero write: write standard input at an offset, padding partial blocks like iomap_dio_zero()."""
+"""largezero write: write standard input at an offset, O_DIRECT for whole granules, the page cache for the rest."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import mmap
 import os
+import select
+import shlex
+import signal
 import stat
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-from .. import syscalls
-from ..errors import EXIT_OK, UsageError
-from ..iomap.direct_io import DirectWriteError, DirectWriter, WriteResult, aligned_buffer
+from ..block.writeloop import fdatasync
+from ..errors import EXIT_OK, Interrupted, UsageError, ZeroingError
+from ..iomap import DirectWriter, WriteResult, aligned_buffer
 from ..targets import BLOCK
 from ..units import MAX_SIZE, format_size
 from .common import print_json, size_arg
 
 # Standard input is read and written this much at a time (rounded to the block size).
 CHUNK = 16 << 20
+# ``what`` of the error for data running past the end of a device: nothing to resume.
+_PAST_END = "past the end of the device"
 
 USAGE_EXAMPLES = """\
 examples:
   printf hello | largezero write disk.img -o 1000 --direct              5 bytes at 1000, O_DIRECT
-  largezero write /dev/loop0 -o 4097 --direct --block-size 64K < blob   64 KiB blocks, partial ones padded
+  largezero write /dev/loop0 -o 4097 --direct < blob                    partial pages through the page cache
+  largezero write disk.img -o 1M --direct --block-size 64K < blob       64 KiB blocks: holes around zero-padded
   largezero write disk.img -o 1M --direct --json < blob                 what it took, as JSON
 """
 
@@ -30,19 +39,76 @@ examples:
 def register(sub: Any) -> None:
     p = sub.add_parser("write", help="write standard input at an offset (any alignment)", epilog=USAGE_EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Write standard input to TARGET at OFFSET. With --direct, partial blocks are "
-                                   "padded with zeros from the shared zero buffer when they are holes or unwritten, "
-                                   "and read-modify-written otherwise.")
+                       description="Write standard input to TARGET at OFFSET. With --direct, whole pages go "
+                                   "O_DIRECT and the bytes of partial pages through the page cache: no byte "
+                                   "outside the data is ever rewritten. A --block-size larger than a page pads "
+                                   "holes and unwritten extents around the data with zeros.")
     p.add_argument("target", metavar="TARGET", help="regular file or block device (not created)")
     p.add_argument("-o", "--offset", type=size_arg("offset"), required=True, help="first byte to write")
     p.add_argument("-d", "--direct", action="store_true", help="O_DIRECT writes (default: through the page cache)")
     p.add_argument("-b", "--block-size", type=size_arg("block size"), default=None,
                    help="block size, a power of two from the DIO alignment up to the PMD size "
-                        "(default: the DIO alignment)")
+                        "(default: the page-cache granule; larger pads holes with zeros)")
     p.add_argument("--sync", action="store_true", help="fdatasync before reporting success")
     p.add_argument("-f", "--force", action="store_true", help="use a device even if it is mounted or held")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(cancel: threading.Event) -> Iterator[int | None]:
+    """SIGINT/SIGTERM set ``cancel`` (the writer stops at the next write call) and wake a
+    blocked read of standard input through the returned fd (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: object) -> None:
+        cancel.set()
+
+    old_wakeup = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    try:
+        for s in previous:
+            signal.signal(s, handler)
+        yield r
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        signal.set_wakeup_fd(old_wakeup)
+        os.close(r)
+        os.close(w)
+
+
+class _Input:
+    """Standard input, read to fill each chunk; counts what it consumed for the resume line."""
+
+    def __init__(self, fd: int, wake: int | None, cancel: threading.Event) -> None:
+        self.fd = fd
+        self.cancel = cancel
+        self.consumed = 0
+        self._poll: select.poll | None = None
+        if wake is not None:
+            self._poll = select.poll()
+            self._poll.register(fd, select.POLLIN)
+            self._poll.register(wake, select.POLLIN)
+
+    def fill(self, view: memoryview) -> int:
+        """Read until ``view`` is full, input ends, or a signal asks to stop (pipes return a
+        little at a time; a read blocked on one is woken through the signal wakeup fd)."""
+        got = 0
+        while got < len(view) and not self.cancel.is_set():
+            if self._poll is not None:
+                ready = {fd for fd, _ in self._poll.poll()}
+                if self.fd not in ready:
+                    continue  # only the wakeup fd: the handler has set cancel
+            n = os.readv(self.fd, [view[got:]])
+            if n == 0:
+                break
+            got += n
+            self.consumed += n
+        return got
 
 
 def _stdin_size(fd: int) -> int | None:
@@ -56,26 +122,48 @@ def _stdin_size(fd: int) -> int | None:
         return None
 
 
-def _fill(fd: int, view: memoryview) -> int:
-    """Read until ``view`` is full or input ends (pipes return a little at a time)."""
-    got = 0
-    while got < len(view):
-        n = os.readv(fd, [view[got:]])
-        if n == 0:
-            break
-        got += n
-    return got
-
-
 def _summary(r: WriteResult, writer: DirectWriter) -> str:
     mode = "O_DIRECT" if r.direct else "buffered"
     buf = writer.zero_buffer
     rate = f", {format_size(r.bytes_written / r.seconds)}/s" if r.seconds > 0 and r.bytes_written else ""
     return (f"{r.target}: wrote {format_size(r.bytes_written)} at offset {r.offset} ({mode}, "
-            f"block {format_size(r.block_size)}): padding {format_size(r.pad_bytes)} "
-            f"({format_size(r.zero_pad_bytes)} straight from {buf.name}), "
-            f"read {format_size(r.rmw_bytes_read)} for read-modify-write in {r.reads} reads; "
-            f"{r.calls} pwritev calls, {r.iovecs} iovecs, {r.seconds:.3f} s{rate}")
+            f"block {format_size(r.block_size)}): {format_size(r.cache_bytes)} through the page cache, "
+            f"padding {format_size(r.pad_bytes)} from {buf.name}; "
+            f"{r.calls} write calls, {r.iovecs} iovecs, {r.seconds:.3f} s{rate}")
+
+
+def resume_command(args: argparse.Namespace, target: str, at: int, skip: int) -> str:
+    """The shell line that writes the rest: the input from byte ``skip`` at offset ``at``.
+
+    INPUT stands for whatever was on standard input; the target comes after ``--``, quoted,
+    so a name like ``-x`` works as typed."""
+    argv = ["largezero", "write", "-o", str(at)]
+    if args.direct:
+        argv.append("--direct")
+    if args.block_size is not None:
+        argv += ["--block-size", str(args.block_size)]
+    for flag in ("sync", "force", "json"):
+        if getattr(args, flag):
+            argv.append(f"--{flag}")
+    return f"tail -c +{skip + 1} INPUT | " + shlex.join([*argv, "--", target])
+
+
+def _whole_job_error(err: ZeroingError, args: argparse.Namespace, offset: int, consumed: int) -> ZeroingError:
+    """The chunk's error restated for the whole command: bytes from ``offset``, the input
+    consumed, and the exact resume line."""
+    at = err.stopped_at
+    done = at - offset
+    text = f"bytes {offset}..{at} are written"
+    if err.maybe_until is not None and err.maybe_until > at:
+        text += f"; bytes {at}..{err.maybe_until} may also be written"
+    text += (f"; {consumed} bytes of standard input were consumed, {done} of them written; "
+             f"resume with: {resume_command(args, err.target, at, done)}")
+    fields: dict[str, Any] = {"target": err.target, "method": "write", "offset": offset, "bytes_zeroed": done,
+                              "length": None, "maybe_until": err.maybe_until, "errno": err.errno, "what": err.what}
+    if isinstance(err, Interrupted):
+        return Interrupted(f"{err.target}: interrupted at byte {at}; {text}", **fields)
+    cause = os.strerror(err.errno) if err.errno else "failed"
+    return ZeroingError(f"{err.target}: {err.what} failed at byte {at}: {cause} ({text})", **fields)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
     if sys.stdin is None or os.isatty(stdin):
         raise UsageError("no data: standard input is a terminal; redirect or pipe the data to write")
     offset: int = args.offset
-    with DirectWriter(args.target, block_size=args.block_size, direct=args.direct, force=args.force) as writer:
+    cancel = threading.Event()
+    with DirectWriter(args.target, block_size=args.block_size, direct=args.direct, force=args.force) as writer, \
+            _stop_on_signals(cancel) as wake:
         tgt = writer.target
         known = _stdin_size(stdin)
         limit = tgt.size if tgt.kind == BLOCK else MAX_SIZE
@@ -91,40 +181,16 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{tgt.name}: data of {known} bytes at offset {offset} is larger than the target "
                              f"({tgt.size} bytes)")
         total = WriteResult(tgt.name, tgt.kind, writer.direct, offset, 0, writer.block_size, writer.align,
-                            span_offset=offset, zero_buffer=writer.zero_buffer, writes=0)
-        # Chunks meet on block boundaries, so only the first head and the last tail can be partial.
-        staging_size = max(CHUNK - CHUNK % writer.block_size, writer.block_size)
-        align = max(mmap.PAGESIZE, writer.align)
-        staging = aligned_buffer(staging_size + align)
-        pos = offset
-        first = True
-        while True:
-            want = pos - pos % writer.block_size + staging_size - pos
-            if tgt.kind == BLOCK:
-                want = min(want, max(0, tgt.size - pos) + 1)  # one byte past the end tells overflow
-            # Place the data so its address is congruent to its target offset: no bounce copy.
-            phase = pos % align
-            view = staging[phase: phase + want]
-            got = _fill(stdin, view)
-            if got == 0 and not first:
-                break
-            first = False
-            if tgt.kind == BLOCK and pos + got > tgt.size:
-                done = pos - offset
-                if not done:
-                    raise UsageError(f"{tgt.name}: data at offset {offset} is larger than the target "
-                                     f"({tgt.size} bytes); nothing written")
-                raise DirectWriteError(
-                    f"{tgt.name}: data is larger than the target: it goes past the end of the device "
-                    f"({tgt.size} bytes); wrote the first {done} bytes at offset {offset}",
-                    target=tgt.name, offset=offset, length=done, bytes_written=done, what="write",
-                )
-            total.add(writer.write(view[:got], pos))
-            pos += got
-            if got < want:
-                break
+                            granule=writer.granule, span_offset=offset, zero_buffer=writer.zero_buffer, writes=0)
+        source = _Input(stdin, wake, cancel)
+        try:
+            _copy(args, writer, source, total, cancel)
+        except ZeroingError as err:
+            if err.what == _PAST_END:
+                raise
+            raise _whole_job_error(err, args, offset, source.consumed) from None
         if args.sync:
-            syscalls.ops.fdatasync(tgt.fd)
+            fdatasync(tgt.fd)
     if args.json:
         out = total.to_dict()
         out["synced"] = bool(args.sync)
@@ -132,3 +198,44 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_summary(total, writer))
     return EXIT_OK
+
+
+def _copy(args: argparse.Namespace, writer: DirectWriter, source: _Input, total: WriteResult,
+          cancel: threading.Event) -> None:
+    tgt, offset = writer.target, args.offset
+    # Chunks meet on block boundaries, so only the first head and the last tail can be partial.
+    unit = max(writer.block_size, writer.granule)
+    staging_size = max(CHUNK - CHUNK % unit, unit)
+    align = max(mmap.PAGESIZE, writer.align)
+    staging = aligned_buffer(staging_size + align)
+    pos = offset
+    first = True
+    while True:
+        want = pos - pos % unit + staging_size - pos
+        if tgt.kind == BLOCK:
+            want = min(want, max(0, tgt.size - pos) + 1)  # one byte past the end tells overflow
+        # Place the data so its address is congruent to its target offset: no bounce copy.
+        phase = pos % align
+        view = staging[phase: phase + want]
+        got = source.fill(view)
+        if cancel.is_set():
+            # Stopped while reading: what was read of this chunk is consumed but not written.
+            raise Interrupted("interrupted", target=tgt.name, method="write", offset=pos, bytes_zeroed=0,
+                              what="interrupted")
+        if got == 0 and not first:
+            return
+        first = False
+        if tgt.kind == BLOCK and pos + got > tgt.size:
+            done = pos - offset
+            if not done:
+                raise UsageError(f"{tgt.name}: data at offset {offset} is larger than the target "
+                                 f"({tgt.size} bytes); nothing written")
+            raise ZeroingError(
+                f"{tgt.name}: data is larger than the target: it goes past the end of the device "
+                f"({tgt.size} bytes); wrote the first {done} bytes at offset {offset}",
+                target=tgt.name, method="write", offset=offset, length=done, bytes_zeroed=done, what=_PAST_END,
+            )
+        total.add(writer.write(view[:got], pos, cancel=cancel))
+        pos += got
+        if got < want:
+            return

@@ -298,8 +298,8 @@ def _report(args: argparse.Namespace, jobs: list[_Job]) -> int:
                 line = line.replace(f"{target}: ", f"{shown}: ", 1)
             if checked is not None and checked[0].ok:
                 v = checked[0]
-                line += f"; verified zero ({v.bytes_read} bytes read{' O_DIRECT' if args.overwrite else ''}, " \
-                        f"{checked[1]:.3f} s)"
+                line += (f"; verified zero ({v.bytes_read} bytes read{' O_DIRECT' if v.direct else ''}, "
+                         f"{v.bytes_skipped} skipped as holes, {checked[1]:.3f} s)")
             with contextlib.suppress(BrokenPipeError):  # the reader went away: the job's status stands
                 print(line)
     if args.json:

@@ -1,15 +1,14 @@
-"""The iomap part: direct-I/O writes of any offset and length, after fs/iomap/direct-io.c."""
+"""The iomap part: direct-I/O writes of any offset and length, after fs/iomap/direct-io.c.
 
-from .direct_io import (
-    DEFAULT_BOUNCE_SIZE,
-    DirectWriteError,
-    DirectWriter,
-    WriteResult,
-    aligned_buffer,
-    iomap_dio_zero,
-    plan_pieces,
-    write_direct,
-)
+``memory`` (aligned buffers), ``locks`` (range locks), ``mapping`` (holes, unwritten
+extents), ``pieces`` (what goes O_DIRECT, what through the page cache), ``writer``
+(DirectWriter), ``result`` (WriteResult and the error type).
+"""
+
+from .memory import DEFAULT_BOUNCE_SIZE, aligned_buffer
+from .pieces import iomap_dio_zero, plan_pieces
+from .result import DirectWriteError, WriteResult
+from .writer import DirectWriter, write_direct
 
 __all__ = [
     "DEFAULT_BOUNCE_SIZE",

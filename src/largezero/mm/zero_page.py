@@ -97,11 +97,23 @@ def thp_status() -> dict[str, str | None]:
 
 
 def large_page_enabled(enabled: bool | None = None) -> tuple[bool, str | None]:
-    """The Kconfig-like switch: an explicit argument wins, then LARGEZERO_LARGE_PAGE."""
+    """The Kconfig-like switch: an explicit argument wins, then LARGEZERO_LARGE_PAGE.
+
+    The variable takes 0/1, yes/no, on/off, true/false in any case (empty counts as unset);
+    anything else is a UsageError, because a misspelt "off" that leaves the page on is a
+    silent wrong answer.
+    """
+    from ..errors import UsageError  # here, so this function is the only part of the module it touches
+
     if enabled is False:
         return False, "switched off by the caller"
-    if enabled is None and os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "no", "off", "false"):
-        return False, f"switched off ({ENV_SWITCH}=0)"
+    if enabled is None:
+        raw = os.environ.get(ENV_SWITCH, "")
+        word = raw.strip().lower()
+        if word in ("0", "no", "off", "false"):
+            return False, f"switched off ({ENV_SWITCH}={raw.strip()})"
+        if word not in ("", "1", "yes", "on", "true"):
+            raise UsageError(f"{ENV_SWITCH}={raw!r}: expected 0/1, yes/no, on/off or true/false")
     return True, None
 
 

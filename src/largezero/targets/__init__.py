@@ -7,7 +7,6 @@ target and whether it is safe to write; it zeroes nothing itself.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import os
@@ -16,10 +15,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .. import syscalls
 from ..errors import TargetError, UsageError
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
-from .signatures import PROBE_BYTES, find_signature
+from .blkid import BlkidUnavailable, Signature
+from .fsinfo import max_file_size as _max_file_size
+from .fsinfo import pseudo_filesystem
+from .inuse import device_in_use, file_in_use
+from .signatures import describe_signatures, find_signatures
 
 FILE = "file"
 BLOCK = "block"
@@ -49,6 +51,9 @@ class Target:
     dev_ino: tuple[int, int] = (0, 0)
     owns_fd: bool = True
     _direct_fd: int | None = field(default=None, repr=False)
+    # We opened the device with O_EXCL: our own claim, not someone else's, makes a second
+    # exclusive open fail EBUSY, so in_use() must not probe for one.
+    exclusive: bool = False
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -135,6 +140,51 @@ class Target:
         if self.owns_fd:
             os.close(self.fd)
 
+    def in_use(self) -> str | None:
+        """Why zeroing this target would destroy something in use, naming what holds it, or None.
+
+        Devices: mounted (also a partition), held (holders), active swap, backing a loop
+        device, opened exclusively by another program. Files: backing a loop device (matched
+        by st_dev/st_ino), an active swapfile, on a pseudo-filesystem. See inuse.py.
+        """
+        if self.kind == BLOCK:
+            return device_in_use(self.rdev, probe_exclusive=not self.exclusive, path=self.path)
+        return file_in_use(*self.dev_ino, fd=self.fd)
+
+    @property
+    def max_file_size(self) -> int | None:
+        """For a file: the largest size it may reach here (filesystem limit, RLIMIT_FSIZE); None for devices."""
+        return _max_file_size(self.fd) if self.kind == FILE else None
+
+    def check_range(self, offset: int, length: int) -> None:
+        """Refuse (TargetError, exit 2) a range a file can never hold, before anything is written."""
+        limit = self.max_file_size
+        if limit is not None and offset + length > limit:
+            raise TargetError(f"{self.name}: range ends at byte {offset + length}, past the largest file size "
+                              f"this filesystem allows ({limit} bytes)")
+
+    @property
+    def copy_on_write(self) -> str | None:
+        """None when writes overwrite the old blocks in place, else why not ("btrfs without NOCOW")."""
+        from .identity import target_copy_on_write
+
+        return target_copy_on_write(self)
+
+    def identity(self) -> dict[str, object]:
+        """What sysfs says the device is (model, serial, wwn, sizes), or a file's dev/ino/fs."""
+        from .identity import block_identity, file_identity
+
+        return block_identity(self) if self.kind == BLOCK else file_identity(self)
+
+    def signatures(self) -> list[Signature]:
+        """Every signature libblkid finds on a device (files: none are looked for)."""
+        if self.kind != BLOCK:
+            return []
+        try:
+            return find_signatures(self.fd, self.size)
+        except BlkidUnavailable as err:
+            raise TargetError(f"{self.name}: cannot look for signatures: {err.strerror or err}") from None
+
     def describe(self) -> dict[str, object]:
         return {
             "target": self.name,
@@ -156,32 +206,8 @@ def _size_of(fd: int, kind: str) -> int:
 
 
 def mounted_or_held(rdev: int) -> str | None:
-    """Why a block device is in use: mounted (from /proc/self/mountinfo) or held by another device."""
-    major, minor = os.major(rdev), os.minor(rdev)
-    wanted = f"{major}:{minor}"
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 4 and parts[2] == wanted:
-                    return f"mounted on {parts[4]}"
-    except OSError:
-        pass
-    holders = f"/sys/dev/block/{wanted}/holders"
-    with contextlib.suppress(OSError):
-        held = os.listdir(holders)
-        if held:
-            return f"held by {', '.join(sorted(held))}"
-    try:
-        with open("/proc/swaps") as f:
-            for line in f.readlines()[1:]:
-                name = line.split()[0]
-                with contextlib.suppress(OSError):
-                    if os.stat(name).st_rdev == rdev:
-                        return "used as swap"
-    except OSError:
-        pass
-    return None
+    """Why a block device is in use: mounted, held, swap, backing a loop (see inuse.device_in_use)."""
+    return device_in_use(rdev, probe_exclusive=False)
 
 
 def _alignment(fd: int, kind: str) -> tuple[int, int, int, int]:
@@ -204,24 +230,6 @@ def _alignment(fd: int, kind: str) -> tuple[int, int, int, int]:
     return logical, physical, mem, off
 
 
-# statfs(2) f_type of kernel interfaces that look like files but are not storage: writing
-# zeros to them changes kernel settings (/proc/sys, /sys) instead of data.
-_PSEUDO_FS = {
-    0x9FA0: "proc", 0x62656572: "sysfs", 0x64626720: "debugfs", 0x73636673: "securityfs",
-    0x27E0EB: "cgroup", 0x63677270: "cgroup2", 0x62656570: "configfs", 0xDE5E81E4: "efivarfs",
-    0x74726163: "tracefs", 0xCAFE4A11: "bpf", 0x6165676C: "pstore", 0x1CD1: "devpts",
-}
-
-
-def _pseudo_filesystem(path: str) -> str | None:
-    """The name of the pseudo-filesystem ``path`` is on, or None (also when statfs fails)."""
-    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is the first member
-    if syscalls.libc.statfs(os.fsencode(path), buf) != 0:
-        return None
-    f_type = ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
-    return _PSEUDO_FS.get(f_type)
-
-
 def open_target(
     target: str | os.PathLike[str] | int,
     *,
@@ -231,11 +239,15 @@ def open_target(
 ) -> Target:
     """Open a regular file or block device for zeroing.
 
-    A block device is opened O_EXCL, so one that is mounted or held by the kernel is refused
-    (EBUSY), as blkdiscard does, unless ``force``. A file is never created unless ``create``.
+    Opened for writing and without ``force``, a target in use is refused (TargetError, exit 2,
+    nothing written), whether given by path or by fd: see ``Target.in_use()``; a device is
+    opened O_EXCL, as blkdiscard does, and one with any libblkid signature is refused too.
+    Files on pseudo-filesystems are refused always. A file is never created unless ``create``.
     """
     if isinstance(target, int):
-        return _from_fd(target, str(target), None, owns_fd=False, force=force)
+        tgt = _from_fd(target, str(target), None, owns_fd=False, force=force)
+        _refuse_if_unsafe(tgt, writable=writable and tgt.writable, force=force)
+        return tgt
     name = os.fspath(target)
     if not name:
         raise UsageError("no target given")
@@ -257,52 +269,85 @@ def open_target(
     if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
         raise TargetError(f"{name}: not a regular file or block device")
     is_block = st is not None and stat.S_ISBLK(st.st_mode)
-    pseudo = _pseudo_filesystem(path if st is not None else os.path.dirname(path) or ".")
+    pseudo = pseudo_filesystem(path=path if st is not None else os.path.dirname(path) or ".")
     if pseudo:
         raise TargetError(f"{name}: is on {pseudo}, a pseudo-filesystem: not storage to zero")
-    if is_block and writable and not force:
-        why = mounted_or_held(st.st_rdev) if st is not None else None
+    if st is not None and writable and not force:
+        # Before the open: opening an active swapfile or a loop's backing file for writing is
+        # harmless, but the refusal should not depend on that.
+        why = device_in_use(st.st_rdev, probe_exclusive=False) if is_block else file_in_use(st.st_dev, st.st_ino)
         if why:
-            raise TargetError(f"{name}: device is in use ({why}); use --force to override")
+            raise TargetError(_in_use_message(name, is_block, why))
     flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
     if st is None:
         flags |= os.O_CREAT | os.O_EXCL
-    if is_block and writable and not force:
+    exclusive = is_block and writable and not force
+    if exclusive:
         flags |= os.O_EXCL
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as err:
-        if err.errno == errno.EBUSY:
-            raise TargetError(f"{name}: device is in use; use --force to override") from None
+        if err.errno == errno.EBUSY and st is not None:
+            why = device_in_use(st.st_rdev, probe_exclusive=True, path=path) or "opened exclusively by another program"
+            raise TargetError(_in_use_message(name, True, why)) from None
         if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise TargetError(f"{name}: cannot open for writing: {err.strerror}") from None
+        if err.errno == errno.ETXTBSY:
+            raise TargetError(f"{name}: is in use (text file busy: an active swapfile or a running program)") from None
         raise TargetError(f"{name}: {err.strerror}") from None
     try:
         tgt = _from_fd(fd, name, path, owns_fd=True, force=force)
-        if tgt.kind == BLOCK and writable:
-            # The kernel lets a read-only device be opened for writing; each write then fails EPERM.
-            if ioctl_int(fd, BLKROGET):
-                raise TargetError(f"{name}: device is read-only")
-            if tgt.size == 0:
-                raise TargetError(f"{name}: device has no medium (size 0; a detached loop device?)")
-        if tgt.kind == BLOCK and writable and not force:
-            found = probe_signature(tgt)
-            if found:
-                raise TargetError(f"{name}: device carries a {found}; use --force to zero it anyway")
+        tgt.exclusive = exclusive
+        # A new file cannot be in use; an existing one was checked above, by path.
+        _refuse_if_unsafe(tgt, writable=writable, force=force, checked_in_use=True)
         return tgt
     except BaseException:
         os.close(fd)
         raise
 
 
+def _in_use_message(name: str, is_block: bool, why: str) -> str:
+    """'disk.img backs /dev/loop3, mounted on /srv: ...'; 'fd 5 (/srv/disk.img) ...' for an fd."""
+    if name.isdigit():
+        with contextlib.suppress(OSError):
+            name = f"fd {name} ({os.readlink(f'/proc/self/fd/{name}')})"
+    if is_block:
+        return f"{name}: device is in use ({why}); use --force to override"
+    if "pseudo-filesystem" in why:
+        return f"{name}: {why}"
+    return f"{name} {why}: zeroing it would destroy that; use --force to override"
+
+
+def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_use: bool = False) -> None:
+    """The refusals that need the open target (see docs/reliability.md, "Refusals")."""
+    if tgt.kind == FILE:
+        pseudo = pseudo_filesystem(fd=tgt.fd)
+        if pseudo:  # refused even with --force: there is no storage to zero
+            raise TargetError(f"{tgt.name}: is on {pseudo}, a pseudo-filesystem: not storage to zero")
+    if not writable:
+        return
+    if tgt.kind == BLOCK:
+        # The kernel lets a read-only device be opened for writing; each write then fails EPERM.
+        if ioctl_int(tgt.fd, BLKROGET):
+            raise TargetError(f"{tgt.name}: device is read-only")
+        if tgt.size == 0:
+            raise TargetError(f"{tgt.name}: device has no medium (size 0; a detached loop device?)")
+    if force:
+        return
+    if not checked_in_use:
+        why = tgt.in_use()
+        if why:
+            raise TargetError(_in_use_message(tgt.name, tgt.kind == BLOCK, why))
+    if tgt.kind == BLOCK:
+        found = probe_signature(tgt)
+        if found:
+            raise TargetError(f"{tgt.name}: device carries {found}; use --force to zero it anyway")
+
+
 def probe_signature(tgt: Target) -> str | None:
-    """A partition table or filesystem signature in the device's first sectors, or None."""
-    want = min(tgt.size, PROBE_BYTES)
-    try:
-        data = syscalls.ops.pread(tgt.fd, want, 0)
-    except OSError as err:
-        raise TargetError(f"{tgt.name}: cannot read the first sectors: {err.strerror}") from None
-    return find_signature(data)
+    """Every libblkid signature on a device, described like wipefs, or None when there is none."""
+    found = tgt.signatures()
+    return describe_signatures(found) if found else None
 
 
 def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool, force: bool) -> Target:
@@ -350,4 +395,4 @@ def opened(target: str | os.PathLike[str] | int, **kwargs: bool) -> Iterator[Tar
         t.close()
 
 
-__all__ = ["BLOCK", "FILE", "Target", "mounted_or_held", "open_target", "opened", "probe_signature"]
+__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature"]

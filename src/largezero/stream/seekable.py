@@ -1,0 +1,131 @@
+"""Regular files and block devices as stream outputs: zeros through the zeroing engine.
+
+The output's file position is where the stream starts (``cat img > out`` starts at 0, ``>>``
+at the end), and it is left after the last byte on exit, as a write(2) stream would leave it.
+
+* Zero runs inside the output go to ``zero_range()``: offload where real (fallocate, BLKZEROOUT),
+  else large writes from the zero buffer.
+* Zero runs past the output's end of file extend it with ``ftruncate``: the file grows by a hole,
+  which is what keeps a sparse input sparse (``fallocate(ZERO_RANGE)`` would allocate unwritten
+  extents, which ``du`` counts).
+* Data goes through ``copy_file_range`` (in-kernel, reflink where the filesystem can), else
+  ``sendfile``, else a bounded read-and-write.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+
+from .. import syscalls
+from ..block.plan import MAX_RW_COUNT
+from . import calls
+from .calls import REFUSED, wait_writable
+from .result import StreamResult, check_cancel
+from .sinks import BLOCK, FILE, Sink
+
+
+class SeekableSink(Sink):
+    """Shared by files and block devices: explicit offsets, the position settled at the end."""
+
+    kind = BLOCK
+
+    def __init__(self, fd: int, result: StreamResult, cancel: threading.Event | None) -> None:
+        super().__init__(fd, result, cancel)
+        self.append = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
+        self.pos = os.fstat(fd).st_size if self.append else os.lseek(fd, 0, os.SEEK_CUR)
+        # O_APPEND: copy_file_range refuses it (EBADF) and every write lands at the end anyway.
+        self._positional = not self.append
+
+    def zero_in_place(self, offset: int, n: int) -> None:
+        """The zeroing engine on [offset, offset+n) of the output."""
+        # Imported here: a stream into a pipe or socket never loads the engine (faster start).
+        from ..block.zeroout import zero_range
+
+        r = zero_range(self.fd, offset, n, method="auto", extend=True, cancel=self.cancel, force=True)
+        self.result.record(r.mechanism or "zero_range", n, zeros=True, calls=max(r.calls, 1))
+        for why in r.fallback:
+            self.result.note(f"zero_range: {why}")
+
+    def zeros(self, n: int) -> None:
+        check_cancel(self.cancel, self.result)
+        self.zero_in_place(self.pos, n)
+        self.pos += n
+
+    def put(self, data: memoryview) -> None:
+        while len(data):
+            check_cancel(self.cancel, self.result)
+            try:
+                k = (calls.ops.pwrite(self.fd, data, self.pos) if self._positional
+                     else calls.ops.write(self.fd, data))
+            except BlockingIOError:
+                wait_writable(self.fd)
+                continue
+            if k <= 0:
+                raise OSError(errno.EIO, "write made no progress")
+            self.result.record("read+write", k, zeros=False)
+            self.pos += k
+            data = data[k:]
+
+    def data(self, src: int, offset: int, n: int) -> int:
+        done = 0
+        while done < n and self._positional and self.usable("copy_file_range"):
+            check_cancel(self.cancel, self.result)
+            try:
+                k = calls.ops.copy_file_range(src, self.fd, min(n - done, MAX_RW_COUNT), offset + done, self.pos)
+            except BlockingIOError:
+                wait_writable(self.fd)
+                continue
+            except OSError as err:
+                if err.errno not in REFUSED:
+                    raise
+                self.refuse("copy_file_range", err, "sendfile")
+                break
+            if k == 0:
+                return done
+            self.result.record("copy_file_range", k, zeros=False)
+            done += k
+            self.pos += k
+        while done < n and self._positional and self.usable("sendfile"):
+            check_cancel(self.cancel, self.result)
+            os.lseek(self.fd, self.pos, os.SEEK_SET)  # sendfile writes at the output's position
+            try:
+                k = calls.ops.sendfile(self.fd, src, offset + done, min(n - done, MAX_RW_COUNT))
+            except BlockingIOError:
+                wait_writable(self.fd)
+                continue
+            except OSError as err:
+                if err.errno not in REFUSED:
+                    raise
+                self.refuse("sendfile", err, "read+write")
+                break
+            if k == 0:
+                return done
+            self.result.record("sendfile", k, zeros=False)
+            done += k
+            self.pos += k
+        if done < n:
+            done += self.copy_data(src, offset + done, n - done)
+        return done
+
+    def finish(self) -> None:
+        if not self.append:
+            os.lseek(self.fd, self.pos, os.SEEK_SET)
+
+
+class FileSink(SeekableSink):
+    kind = FILE
+
+    def zeros(self, n: int) -> None:
+        check_cancel(self.cancel, self.result)
+        size = os.fstat(self.fd).st_size
+        inside = 0 if self.append else max(0, min(n, size - self.pos))
+        if inside:
+            self.zero_in_place(self.pos, inside)
+        if n > inside:
+            # Past the end of file zeros cost nothing: grow the file by a hole.
+            syscalls.ops.ftruncate(self.fd, max(size, self.pos) + n - inside)
+            self.result.record("ftruncate", n - inside, zeros=True)
+        self.pos += n

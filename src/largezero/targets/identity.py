@@ -1,0 +1,126 @@
+"""What a target is, for an erasure record: sysfs identity of a device, inode of a file, and
+whether writes to it overwrite the medium in place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from .fsinfo import copy_on_write, fs_magic, fs_name, mount_of
+from .inuse import loop_devices
+
+if TYPE_CHECKING:
+    from . import Target
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _disk_dir(rdev: int) -> str | None:
+    """The sysfs directory of the whole disk (a partition's parent), resolved."""
+    base = os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")
+    if not os.path.isdir(base):
+        return None
+    return os.path.dirname(base) if os.path.exists(os.path.join(base, "partition")) else base
+
+
+def loop_backing(rdev: int) -> dict[str, object] | None:
+    """Backing file, offset and size limit of a loop device, from sysfs; None if not a loop."""
+    for name, loop_rdev, backing in loop_devices():
+        if loop_rdev == rdev:
+            base = f"/sys/block/{name}/loop"
+            return {"device": f"/dev/{name}", "backing_file": backing, "offset": _int(_read(f"{base}/offset")),
+                    "sizelimit": _int(_read(f"{base}/sizelimit")), "direct_io": _read(f"{base}/dio") == "1"}
+    return None
+
+
+def block_identity(tgt: Target) -> dict[str, object]:
+    disk = _disk_dir(tgt.rdev)
+    dev = os.path.join(disk, "device") if disk else None
+
+    def attr(*names: str) -> str | None:
+        # NVMe keeps serial/model on the controller (device/), SCSI/ATA on the device; wwid
+        # sits on the disk (nvme) or the device (SCSI "wwid", ATA "wwid" as "t10.ATA ...").
+        for name in names:
+            for where in (disk, dev):
+                if where:
+                    value = _read(os.path.join(where, name))
+                    if value:
+                        return value
+        return None
+
+    return {
+        "kind": tgt.kind,
+        "device": tgt.path,
+        "name": tgt.block_name,
+        "dev": f"{os.major(tgt.rdev)}:{os.minor(tgt.rdev)}",
+        "model": attr("model"),
+        "vendor": attr("vendor"),
+        "serial": attr("serial", "vpd_pg80"),
+        "wwn": attr("wwid", "wwn"),
+        "firmware": attr("firmware_rev", "rev"),
+        "size": tgt.size,
+        "logical_block_size": tgt.logical_block_size,
+        "physical_block_size": tgt.physical_block_size,
+        "rotational": (_read(os.path.join(disk, "queue", "rotational")) == "1") if disk else None,
+        "removable": (_read(os.path.join(disk, "removable")) == "1") if disk else None,
+        "diskseq": _int(_read(os.path.join(disk, "diskseq"))) if disk else None,
+        "loop": loop_backing(tgt.rdev),
+    }
+
+
+def file_identity(tgt: Target) -> dict[str, object]:
+    dev, ino = tgt.dev_ino
+    mount = mount_of(dev)
+    return {
+        "kind": tgt.kind,
+        "path": tgt.path,
+        "dev": f"{os.major(dev)}:{os.minor(dev)}",
+        "ino": ino,
+        "size": tgt.size,
+        "filesystem": (mount[1] if mount else None) or fs_name(fs_magic(tgt.fd)),
+        "mount_point": mount[0] if mount else None,
+        "fs_source": mount[2] if mount else None,
+    }
+
+
+def target_copy_on_write(tgt: Target) -> str | None:
+    """None when writes overwrite the medium in place, else why not (see fsinfo.copy_on_write)."""
+    if tgt.kind != "block":
+        return copy_on_write(tgt.fd)
+    loop = loop_backing(tgt.rdev)
+    if loop is None:
+        return None
+    backing = str(loop["backing_file"])
+    # Only a regular file is opened (read-only, for statfs and FS_IOC_GETFLAGS): a loop over a
+    # block device is that device's business, and we never open a device we did not attach.
+    fd = None
+    with contextlib.suppress(OSError):
+        if os.path.isfile(backing):
+            fd = os.open(backing, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if fd is None:
+        return None
+    try:
+        if not os.path.isfile(f"/proc/self/fd/{fd}"):
+            return None  # replaced by something else between the check and the open
+        why = copy_on_write(fd)
+    finally:
+        os.close(fd)
+    if why is None:
+        return None
+    fs = why.split(" ", 1)[0]
+    return f"a loop device over a file on {fs}" + (f" ({why})" if why != fs else "")

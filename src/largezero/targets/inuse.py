@@ -1,0 +1,222 @@
+"""Is a target in use? For block devices and regular files, by device and inode numbers.
+
+Everything is matched by numbers (st_rdev for devices, st_dev + st_ino for files), never by
+comparing path strings: a file reached through a symlink, a bind mount or a second hard link is
+the same file. Each answer names what holds the target, in the words of the refusal message:
+"backs /dev/loop3, mounted on /srv", "active swap", "mounted on /mnt", "held by dm-0".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import struct
+
+from .fsinfo import mounts_of_device, pseudo_filesystem
+
+LOOP_GET_STATUS64 = 0x4C05
+# struct loop_info64 (<linux/loop.h>): lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit
+# (__u64 each), lo_number, lo_encrypt_type, lo_encrypt_key_size, lo_flags (__u32 each), then
+# lo_file_name[64], lo_crypt_name[64], lo_encrypt_key[32], lo_init[2] (__u64): 232 bytes.
+_LOOP_INFO64 = struct.Struct("=QQQQQIIII64s64s32s16x")
+
+
+def _dev_name(rdev: int) -> str:
+    """The kernel's name of a block device number (loop3, sda1), or major:minor."""
+    try:
+        return os.path.basename(os.readlink(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"))
+    except OSError:
+        return f"{os.major(rdev)}:{os.minor(rdev)}"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _rdev_of(sysdir: str) -> int | None:
+    """The device number from a sysfs block directory's dev file ("7:3")."""
+    text = _read(os.path.join(sysdir, "dev"))
+    if not text or ":" not in text:
+        return None
+    major, minor = text.split(":", 1)
+    return os.makedev(int(major), int(minor))
+
+
+def _partitions(rdev: int) -> list[int]:
+    """Device numbers of the partitions of a whole disk (none for a partition itself)."""
+    base = f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            if entry.is_dir() and os.path.exists(os.path.join(entry.path, "partition")):
+                part = _rdev_of(entry.path)
+                if part is not None:
+                    found.append(part)
+    return found
+
+
+def _swap_entries() -> list[tuple[str, str]]:
+    """(name, type) of every active swap area, from /proc/swaps (names escape space as \\040)."""
+    out: list[tuple[str, str]] = []
+    with contextlib.suppress(OSError), open("/proc/swaps") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 2:
+                out.append((parts[0].replace("\\040", " ").removesuffix("(deleted)"), parts[1]))
+    return out
+
+
+def _device_use(rdev: int) -> list[str]:
+    """Mounts, holders and swap of exactly this device number."""
+    why = [f"mounted on {m}" for m in mounts_of_device(rdev)]
+    with contextlib.suppress(OSError):
+        held = sorted(os.listdir(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/holders"))
+        if held:
+            why.append(f"held by {', '.join(held)}")
+    for name, kind in _swap_entries():
+        with contextlib.suppress(OSError):
+            if kind == "partition" and os.stat(name).st_rdev == rdev:
+                why.append("active swap")
+    return why
+
+
+def loop_devices() -> list[tuple[str, int, str]]:
+    """(name, rdev, backing_file) of every attached loop device, from sysfs."""
+    out: list[tuple[str, int, str]] = []
+    with contextlib.suppress(OSError):
+        for entry in sorted(os.listdir("/sys/block")):
+            if not entry.startswith("loop"):
+                continue
+            backing = _read(f"/sys/block/{entry}/loop/backing_file")
+            rdev = _rdev_of(f"/sys/block/{entry}")
+            if backing is not None and rdev is not None:  # no loop/ directory: not attached
+                out.append((entry, rdev, backing))
+    return out
+
+
+def _loop_backing_ids(name: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a loop device's backing file, from LOOP_GET_STATUS64.
+
+    Only asked when the sysfs path does not lead to a file (deleted, or outside our mount
+    namespace); the ioctl only reads the loop's status, on a read-only descriptor.
+    """
+    try:
+        fd = os.open(f"/dev/{name}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = _LOOP_INFO64.unpack(fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size)))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    encoded, ino = int(info[0]), int(info[1])
+    # lo_device is huge_encode_dev(): minor low byte, major in bits 8-19, rest of minor above.
+    major, minor = (encoded >> 8) & 0xFFF, (encoded & 0xFF) | ((encoded >> 12) & 0xFFF00)
+    return os.makedev(major, minor), ino
+
+
+def loops_over_file(dev: int, ino: int) -> list[tuple[str, int]]:
+    """(loop name, loop rdev) of every loop device whose backing file is the inode (dev, ino)."""
+    found: list[tuple[str, int]] = []
+    for name, rdev, backing in loop_devices():
+        try:
+            st = os.stat(backing)
+            ids: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            ids = _loop_backing_ids(name)
+        if ids == (dev, ino):
+            found.append((name, rdev))
+    return found
+
+
+def loops_over_device(rdev: int) -> list[tuple[str, int]]:
+    """Loop devices whose backing "file" is the block device rdev itself."""
+    found: list[tuple[str, int]] = []
+    for name, loop_rdev, backing in loop_devices():
+        with contextlib.suppress(OSError):
+            st = os.stat(backing)
+            if stat.S_ISBLK(st.st_mode) and st.st_rdev == rdev:
+                found.append((name, loop_rdev))
+    return found
+
+
+def _uses_of_loop(loop_rdev: int) -> str:
+    """What uses a loop device, for "backs /dev/loop3, mounted on /srv"."""
+    why = device_in_use(loop_rdev, probe_exclusive=False)
+    return f", {why}" if why else ""
+
+
+def device_in_use(rdev: int, *, probe_exclusive: bool = True, path: str | None = None) -> str | None:
+    """Why the block device rdev is in use, or None.
+
+    Mounted (anywhere, also a partition of it), held (device-mapper, md, bcache: sysfs holders),
+    active swap, the backing device of a loop device, and, when ``probe_exclusive``, opened
+    exclusively by someone (an O_EXCL open fails EBUSY: mkfs, a running fsck, a VM).
+    """
+    why = _device_use(rdev)
+    for part in _partitions(rdev):
+        why += [f"partition {_dev_name(part)} {w}" for w in _device_use(part)]
+    for loop, loop_rdev in loops_over_device(rdev):
+        why.append(f"backs /dev/{loop}{_uses_of_loop(loop_rdev)}")
+    if not why and probe_exclusive:
+        holder = _exclusive_holder(rdev, path)
+        if holder:
+            why.append(holder)
+    return "; ".join(why) if why else None
+
+
+def _exclusive_holder(rdev: int, path: str | None) -> str | None:
+    """Whether another opener holds the device exclusively (O_EXCL open fails EBUSY), and who."""
+    node = path if path and os.path.exists(path) else f"/dev/{_dev_name(rdev)}"
+    try:
+        fd = os.open(node, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno != errno.EBUSY:
+            return None
+        pids = _openers(rdev)
+        return "opened exclusively by " + (", ".join(pids) if pids else "another program")
+    os.close(fd)
+    return None
+
+
+def _openers(rdev: int) -> list[str]:
+    """'pid (comm)' of processes other than us with the device open (only asked after EBUSY)."""
+    found: list[str] = []
+    me = str(os.getpid())
+    with contextlib.suppress(OSError):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or pid == me:
+                continue
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        st = os.stat(f"/proc/{pid}/fd/{fd}")
+                        if stat.S_ISBLK(st.st_mode) and st.st_rdev == rdev:
+                            found.append(f"pid {pid} ({_read(f'/proc/{pid}/comm') or '?'})")
+                            break
+    return found
+
+
+def file_in_use(dev: int, ino: int, fd: int | None = None) -> str | None:
+    """Why the regular file (dev, ino) is in use, or None: a loop device's backing file, an
+    active swapfile, or a file on a pseudo-filesystem."""
+    why: list[str] = []
+    pseudo = pseudo_filesystem(fd=fd) if fd is not None else None
+    if pseudo:
+        why.append(f"is on {pseudo}, a pseudo-filesystem: not storage to zero")
+    for loop, loop_rdev in loops_over_file(dev, ino):
+        why.append(f"backs /dev/{loop}{_uses_of_loop(loop_rdev)}")
+    for name, kind in _swap_entries():
+        with contextlib.suppress(OSError):
+            st = os.stat(name)
+            if kind == "file" and (st.st_dev, st.st_ino) == (dev, ino):
+                why.append("is an active swapfile")
+    return "; ".join(why) if why else None
