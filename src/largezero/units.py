@@ -16,7 +16,6 @@ Where we differ from util-linux, on purpose:
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 from .errors import UsageError
 
@@ -56,24 +55,28 @@ def parse_size(text: str, *, what: str = "size") -> int:
     scale = _scale(suffix)
     if scale is None:
         raise UsageError(f"invalid {what} '{text}': unknown suffix '{suffix}' (use K, M, G, T, P, E, KiB.. or KB..)")
+    # Exact integer arithmetic: the size is num / den bytes (no float, and no fractions import
+    # at start-up).
+    den = 1
     if match["hex"] is not None:
-        value = Fraction(int(match["hex"], 16))
+        num = int(match["hex"], 16)
     else:
         # int(..., 10): a leading zero is decimal, not octal.
-        value = Fraction(int(match["int"], 10))
+        num = int(match["int"], 10)
         frac = match["frac"]
         if frac is not None:
             if not frac:
                 raise UsageError(f"invalid {what} '{text}': expected digits after the decimal point")
             if scale == 1:
                 raise UsageError(f"invalid {what} '{text}': a fraction needs a suffix (like 1.5G)")
-            value += Fraction(int(frac, 10), 10 ** len(frac))
-    total = value * scale
-    if total.denominator != 1:
-        raise UsageError(f"invalid {what} '{text}': is {float(total):.1f} bytes, not a whole number of bytes")
+            den = 10 ** len(frac)
+            num = num * den + int(frac, 10)
+    total, rest = divmod(num * scale, den)
+    if rest:
+        raise UsageError(f"invalid {what} '{text}': is {num * scale / den:.1f} bytes, not a whole number of bytes")
     if total > MAX_SIZE:
         raise UsageError(f"invalid {what} '{text}': larger than 2^63-1 bytes")
-    return int(total)
+    return total
 
 
 def format_size(n: int | float) -> str:

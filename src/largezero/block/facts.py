@@ -25,7 +25,7 @@ def _copies_data(tgt: Target) -> bool:
         return True
 
 
-def _cache_granule(tgt: Target) -> int:
+def cache_granule_of(tgt: Target) -> int:
     """The smallest page-cache folio of the target: a page, or the filesystem block when larger."""
     if tgt.kind == BLOCK:
         return max(PAGE_SIZE, tgt.logical_block_size)
@@ -44,7 +44,7 @@ def facts_of(tgt: Target) -> TargetFacts:
         size=tgt.size,
         logical_block_size=tgt.logical_block_size,
         dio_align=tgt.dio_align if tgt.dio_offset_align else 0,
-        cache_granule=_cache_granule(tgt),
+        cache_granule=cache_granule_of(tgt),
         write_zeroes=tgt.kind == BLOCK and (tgt.queue_attr("write_zeroes_max_bytes") or 0) > 0,
         copies_data=tgt.kind == BLOCK and _copies_data(tgt),
         copy_on_write=cow if isinstance(cow, str) else None,

@@ -46,7 +46,7 @@ class Job:
     def prefix_end(self) -> int:
         """First byte of the range not known written."""
         if self._done and self._done[0][0] <= self.offset:
-            return max(self.offset, self._done[0][1])
+            return min(self.end, max(self.offset, self._done[0][1]))
         return self.offset
 
     @property
@@ -55,7 +55,7 @@ class Job:
 
     @property
     def furthest(self) -> int:
-        return max([self.offset] + [b for _, b in self._done])
+        return min(self.end, max([self.offset] + [b for _, b in self._done]))
 
     def record(self, a: int, b: int) -> None:
         if b <= a:

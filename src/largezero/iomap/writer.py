@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from ..block.facts import _cache_granule
+from ..block.facts import cache_granule_of
 from ..block.plan import IOV_MAX, MAX_RW_COUNT
 from ..block.writeloop import Job, sync_range, write_exactly
 from ..errors import Interrupted, TargetError, UsageError, ZeroingError
@@ -79,7 +79,7 @@ class DirectWriter:
         self.align = tgt.dio_align if direct else 1
         self.fd = tgt.direct_fd() if direct else tgt.fd
         # The unit of "partial": an O_DIRECT call never shares one with a byte outside the range.
-        self.granule = max(tgt.dio_align if direct else 1, _cache_granule(tgt))
+        self.granule = max(tgt.dio_align if direct else 1, cache_granule_of(tgt))
         bs = self.granule if block_size is None else block_size
         if not isinstance(bs, int) or bs <= 0 or bs & (bs - 1):
             raise UsageError(f"block size {bs} is not a power of two")

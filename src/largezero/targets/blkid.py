@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
 from dataclasses import dataclass
 
 BLKID_SUBLKS_TYPE = 1 << 5
@@ -132,6 +131,8 @@ def _probe_library(lib: ctypes.CDLL, fd: int, size: int) -> list[Signature]:
 
 def _probe_command(fd: int) -> list[Signature]:
     """``blkid -p -o export`` on the descriptor (through /dev/fd, no second exclusive open)."""
+    import subprocess  # only without the library: not worth its start-up cost otherwise
+
     try:
         done = subprocess.run(["blkid", "-p", "-o", "export", f"/dev/fd/{fd}"], pass_fds=(fd,),
                               capture_output=True, text=True, timeout=60)
