@@ -138,6 +138,16 @@ def _on_sigint(signum: int, frame: object) -> None:
     # A second Ctrl-C while we unwind (detaching loop devices, printing the resume command)
     # must neither raise again nor cut the clean-up short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = getattr(frame, "f_code", None)
+    if code is not None and code.co_filename.startswith("<frozen"):
+        # Inside importlib's own machinery (a module lock's callback) an exception is only
+        # "ignored" with a traceback: nothing of ours has started, so leave at once.
+        import contextlib
+        import os
+
+        with contextlib.suppress(OSError):
+            os.write(2, b"largezero: interrupted\n")
+        os._exit(130)
     raise KeyboardInterrupt
 
 
