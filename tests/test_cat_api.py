@@ -303,7 +303,7 @@ def test_input_is_output_refused(tmp_path: Any) -> None:
 # --- the seam: partial writes, EAGAIN, refusals ------------------------------------------------
 
 
-class Flaky(calls.StreamCalls):
+class Flaky(syscalls.Syscalls):
     """Caps every call at ``cap`` bytes, answers every ``eagain_every``-th with EAGAIN, and
     refuses the calls in ``refuse`` with the given errno."""
 
@@ -372,7 +372,7 @@ class Flaky(calls.StreamCalls):
 
 def test_partial_vmsplice_and_eagain_to_pipe() -> None:
     n = PMD + 4097
-    with calls.installed(Flaky(cap=10000, eagain_every=3)) as flaky:
+    with syscalls.installed(Flaky(cap=10000, eagain_every=3)) as flaky:
         got = through_pipe(lambda w: zero_stream(w, n))
     assert got == (n, zeros_sha(n))
     assert flaky.log.count("poll") >= 1 and flaky.log.count("vmsplice") > n // 10000
@@ -382,7 +382,7 @@ def test_partial_and_eagain_through_socket_and_files(mixed_file: tuple[str, dict
                                                      ext4_dir: str) -> None:
     path, _ = mixed_file
     want = read_all(path)
-    with calls.installed(Flaky(cap=300000, eagain_every=4)) as flaky:
+    with syscalls.installed(Flaky(cap=300000, eagain_every=4)) as flaky:
         a, b = socket.socketpair()
         with a, b:
             drain = Drain(b.fileno())
@@ -401,7 +401,7 @@ def test_partial_and_eagain_through_socket_and_files(mixed_file: tuple[str, dict
 
 def test_refused_vmsplice_falls_back_to_writev_once_per_fd() -> None:
     n = 3 * PMD + 1
-    with calls.installed(Flaky(refuse={"vmsplice": errno.EINVAL})) as flaky, pipe() as (r, w):
+    with syscalls.installed(Flaky(refuse={"vmsplice": errno.EINVAL})) as flaky, pipe() as (r, w):
         drain = Drain(r)
         first = zero_stream(w, n)
         second = zero_stream(w, n)
@@ -415,7 +415,7 @@ def test_refused_vmsplice_falls_back_to_writev_once_per_fd() -> None:
 @pytest.mark.parametrize("refused", ["splice", "vmsplice"])
 def test_refused_socket_splice_falls_back_to_sendmsg(refused: str) -> None:
     n = (3 << 20) + 11
-    with calls.installed(Flaky(refuse={refused: errno.EOPNOTSUPP})):
+    with syscalls.installed(Flaky(refuse={refused: errno.EOPNOTSUPP})):
         a, b = socket.socketpair()
         with a, b:
             drain = Drain(b.fileno())
@@ -428,7 +428,7 @@ def test_refused_socket_splice_falls_back_to_sendmsg(refused: str) -> None:
 def test_real_eagain_on_nonblocking_pipe_waits_with_poll() -> None:
     n = 4 << 20
     counting = Flaky()
-    with calls.installed(counting):
+    with syscalls.installed(counting):
         got = through_pipe(lambda w: zero_stream(w, n), nonblock=True, delay=0.002)
     assert got == (n, zeros_sha(n))
     assert "poll" in counting.log  # the kernel said EAGAIN for real and we waited

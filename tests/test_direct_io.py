@@ -447,7 +447,7 @@ def test_tmpfs_file_without_fiemap() -> None:
 
 
 def test_aligned_buffer_address_is_congruent_to_the_offset() -> None:
-    from largezero.mm.zero_page import buffer_address
+    from largezero.syscalls import buffer_address
 
     for offset in (0, 1, 511, 4097, 12345, (1 << 40) + 3):
         buf = aligned_buffer(10_000, offset=offset)

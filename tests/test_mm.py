@@ -19,7 +19,7 @@ from largezero.mm import (
     zero_buffer_for,
     zero_page,
 )
-from largezero.mm.zero_page import buffer_address
+from largezero.syscalls import buffer_address
 
 from .helpers import requires_root
 

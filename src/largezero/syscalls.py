@@ -12,6 +12,8 @@ import ctypes
 import errno
 import fcntl
 import os
+import select
+import socket
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -64,6 +66,54 @@ _statx = getattr(_libc, "statx", None)
 if _statx is not None:
     _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
     _statx.restype = ctypes.c_int
+
+
+class _PyBuffer(ctypes.Structure):
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.py_object),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+def buffer_address(obj: object) -> int:
+    """Virtual address of any buffer-protocol object, read-only ones included."""
+    view = _PyBuffer()
+    if ctypes.pythonapi.PyObject_GetBuffer(ctypes.py_object(obj), ctypes.byref(view), 0) != 0:
+        raise TypeError("object does not export a buffer")
+    try:
+        return int(view.buf or 0)
+    finally:
+        ctypes.pythonapi.PyBuffer_Release(ctypes.byref(view))
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+_libc.vmsplice.argtypes = [ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_size_t, ctypes.c_uint]
+_libc.vmsplice.restype = ctypes.c_ssize_t
+_check_signals = ctypes.pythonapi.PyErr_CheckSignals
+_check_signals.argtypes = []
+_check_signals.restype = ctypes.c_int
+
+
+def _iovecs(buffers: Sequence[Any]) -> tuple[Any, int]:
+    """A ctypes iovec array over buffer-protocol objects (read-only ones included)."""
+    array = (_Iovec * len(buffers))()
+    for i, b in enumerate(buffers):
+        view = memoryview(b)
+        array[i].iov_base = buffer_address(view)
+        array[i].iov_len = view.nbytes
+    return array, len(buffers)
 
 
 @dataclass(frozen=True)
@@ -145,6 +195,50 @@ class Syscalls:
                 break
             pos = nxt
         return out
+
+    # --- streams (largezero cat): pipes, sockets, in-kernel copies ---------------------------
+
+    def vmsplice(self, fd: int, buffers: Sequence[Any], flags: int = 0) -> int:
+        """vmsplice(2) of user memory into a pipe: the pipe references the pages, no copy."""
+        array, count = _iovecs(buffers)
+        while True:
+            n = _libc.vmsplice(fd, array, count, flags)
+            if n >= 0:
+                return int(n)
+            code = ctypes.get_errno()
+            if code != errno.EINTR:
+                raise OSError(code, os.strerror(code))
+            # PEP 475, as os.* does it: run the Python signal handlers (Ctrl-C raises
+            # KeyboardInterrupt from here), then retry.
+            if _check_signals() != 0:
+                raise KeyboardInterrupt
+
+    def splice(self, src: int, dst: int, count: int, offset_src: int | None = None,
+               offset_dst: int | None = None, flags: int = 0) -> int:
+        return os.splice(src, dst, count, offset_src, offset_dst, flags)
+
+    def writev(self, fd: int, buffers: Sequence[Any]) -> int:
+        return os.writev(fd, buffers)
+
+    def write(self, fd: int, data: Any) -> int:
+        return os.write(fd, data)
+
+    def sendmsg(self, sock: socket.socket, buffers: Sequence[Any], flags: int = 0) -> int:
+        return sock.sendmsg(buffers, [], flags)
+
+    def copy_file_range(self, src: int, dst: int, count: int, offset_src: int | None = None,
+                        offset_dst: int | None = None) -> int:
+        return os.copy_file_range(src, dst, count, offset_src, offset_dst)
+
+    def sendfile(self, out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        return os.sendfile(out_fd, in_fd, offset, count)
+
+    def poll(self, fd: int, events: int, timeout_ms: int | None = None) -> int:
+        """Wait until ``fd`` is ready; returns the revents (POLLERR/POLLHUP included)."""
+        p = select.poll()
+        p.register(fd, events)
+        ready = p.poll(timeout_ms)
+        return ready[0][1] if ready else 0
 
 
 ops: Syscalls = Syscalls()

@@ -24,8 +24,8 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..mm.zero_page import buffer_address, pmd_size
-from ..syscalls import BLKFLSBUF
+from ..mm.zero_page import pmd_size
+from ..syscalls import BLKFLSBUF, buffer_address
 from ..syscalls import libc as _libc
 
 CACHE_STATES = ("cold", "warm", "warm-4k")

@@ -178,7 +178,7 @@ class _Block:
     def __init__(self, size: int, huge: bool = False) -> None:
         align = (pmd_size() or page_size()) if huge else page_size()
         self._map = mmap.mmap(-1, size + align, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        from ..mm.zero_page import buffer_address
+        from ..syscalls import buffer_address
 
         skip = (-buffer_address(self._map)) % align
         if huge:

@@ -6,7 +6,7 @@ import mmap
 import threading
 
 from ..errors import UsageError
-from ..mm.zero_page import buffer_address
+from ..syscalls import buffer_address
 
 # The middle of a write whose buffer is not DIO-aligned is copied through this much aligned
 # memory per pwritev: bounded, so a 1 GiB write does not double its memory.

@@ -27,7 +27,7 @@ from ..block.plan import IOV_MAX, MAX_RW_COUNT
 from ..block.writeloop import Job, sync_range, write_exactly
 from ..errors import Interrupted, TargetError, UsageError, ZeroingError
 from ..mm import ZeroBuffer, pmd_size, zero_buffer_for
-from ..mm.zero_page import buffer_address
+from ..syscalls import buffer_address
 from ..targets import BLOCK, Target, open_target
 from ..units import MAX_SIZE, format_size
 from .locks import range_locks

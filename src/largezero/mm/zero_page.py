@@ -25,6 +25,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from ..syscalls import buffer_address
 from ..syscalls import libc as _libc
 from .pagemap import observe
 
@@ -115,33 +116,6 @@ def large_page_enabled(enabled: bool | None = None) -> tuple[bool, str | None]:
         if word not in ("", "1", "yes", "on", "true"):
             raise UsageError(f"{ENV_SWITCH}={raw!r}: expected 0/1, yes/no, on/off or true/false")
     return True, None
-
-
-class _PyBuffer(ctypes.Structure):
-    _fields_ = [
-        ("buf", ctypes.c_void_p),
-        ("obj", ctypes.py_object),
-        ("len", ctypes.c_ssize_t),
-        ("itemsize", ctypes.c_ssize_t),
-        ("readonly", ctypes.c_int),
-        ("ndim", ctypes.c_int),
-        ("format", ctypes.c_char_p),
-        ("shape", ctypes.c_void_p),
-        ("strides", ctypes.c_void_p),
-        ("suboffsets", ctypes.c_void_p),
-        ("internal", ctypes.c_void_p),
-    ]
-
-
-def buffer_address(obj: object) -> int:
-    """Virtual address of any buffer-protocol object, read-only ones included."""
-    view = _PyBuffer()
-    if ctypes.pythonapi.PyObject_GetBuffer(ctypes.py_object(obj), ctypes.byref(view), 0) != 0:
-        raise TypeError("object does not export a buffer")
-    try:
-        return int(view.buf or 0)
-    finally:
-        ctypes.pythonapi.PyBuffer_Release(ctypes.byref(view))
 
 
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

@@ -21,8 +21,7 @@ import threading
 
 from .. import syscalls
 from ..block.plan import MAX_RW_COUNT
-from . import calls
-from .calls import REFUSED, wait_writable
+from .calls import wait_writable
 from .result import StreamResult, check_cancel
 from .sinks import BLOCK, FILE, Sink
 
@@ -58,8 +57,8 @@ class SeekableSink(Sink):
         while len(data):
             check_cancel(self.cancel, self.result)
             try:
-                k = (calls.ops.pwrite(self.fd, data, self.pos) if self._positional
-                     else calls.ops.write(self.fd, data))
+                k = (syscalls.ops.pwrite(self.fd, data, self.pos) if self._positional
+                     else syscalls.ops.write(self.fd, data))
             except BlockingIOError:
                 wait_writable(self.fd)
                 continue
@@ -70,45 +69,23 @@ class SeekableSink(Sink):
             data = data[k:]
 
     def data(self, src: int, offset: int, n: int) -> int:
-        done = 0
-        while done < n and self._positional and self.usable("copy_file_range"):
-            check_cancel(self.cancel, self.result)
-            try:
-                k = calls.ops.copy_file_range(src, self.fd, min(n - done, MAX_RW_COUNT), offset + done, self.pos)
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
-            except OSError as err:
-                if err.errno not in REFUSED:
-                    raise
-                self.refuse("copy_file_range", err, "sendfile")
-                break
-            if k == 0:
-                return done
-            self.result.record("copy_file_range", k, zeros=False)
-            done += k
-            self.pos += k
-        while done < n and self._positional and self.usable("sendfile"):
-            check_cancel(self.cancel, self.result)
-            os.lseek(self.fd, self.pos, os.SEEK_SET)  # sendfile writes at the output's position
-            try:
-                k = calls.ops.sendfile(self.fd, src, offset + done, min(n - done, MAX_RW_COUNT))
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
-            except OSError as err:
-                if err.errno not in REFUSED:
-                    raise
-                self.refuse("sendfile", err, "read+write")
-                break
-            if k == 0:
-                return done
-            self.result.record("sendfile", k, zeros=False)
-            done += k
-            self.pos += k
-        if done < n:
-            done += self.copy_data(src, offset + done, n - done)
-        return done
+        """copy_file_range, else sendfile, at explicit offsets; else the bounded copy."""
+        if not self._positional:
+            return self.copy_data(src, offset, n)
+        start = self.pos
+        done, ended = self.fast_data("copy_file_range", "sendfile", n, lambda d: syscalls.ops.copy_file_range(
+            src, self.fd, min(n - d, MAX_RW_COUNT), offset + d, start + d))
+        if not ended and done < n:
+            first = done
+
+            def send(d: int) -> int:
+                os.lseek(self.fd, start + first + d, os.SEEK_SET)  # sendfile writes at the output's position
+                return syscalls.ops.sendfile(self.fd, src, offset + first + d, min(n - first - d, MAX_RW_COUNT))
+
+            more, ended = self.fast_data("sendfile", "read+write", n - first, send)
+            done += more
+        self.pos = start + done
+        return self.rest_by_copy(src, offset, n, done, ended)
 
     def finish(self) -> None:
         if not self.append:

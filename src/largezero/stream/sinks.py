@@ -15,7 +15,9 @@ import os
 import socket
 import stat
 import threading
+from collections.abc import Callable
 
+from .. import syscalls
 from ..block.plan import MAX_RW_COUNT, default_call_bytes
 from ..mm import ZeroBuffer, zero_buffer_for
 from . import calls
@@ -111,7 +113,7 @@ class Sink:
             want = min(left, self._wcall)
             iov = self._wfull if want == self._wcall else cover(buf.view, want)
             try:
-                k = calls.ops.writev(self.fd, iov)
+                k = syscalls.ops.writev(self.fd, iov)
             except BlockingIOError:
                 wait_writable(self.fd)
                 continue
@@ -125,7 +127,7 @@ class Sink:
         while len(data):
             check_cancel(self.cancel, self.result)
             try:
-                k = calls.ops.write(self.fd, data)
+                k = syscalls.ops.write(self.fd, data)
             except BlockingIOError:
                 wait_writable(self.fd)
                 continue
@@ -134,6 +136,36 @@ class Sink:
             self.result.record("read+write", k, zeros=False)
             data = data[k:]
 
+    def fast_data(self, call: str, instead: str, n: int, move: Callable[[int], int]) -> tuple[int, bool]:
+        """Up to ``n`` bytes with the fast ``call`` while this output takes it: ``move(done)``
+        moves some of what is left after ``done`` bytes and returns how many.
+
+        Returns (bytes moved, whether the input ended). A refusal (EINVAL, ENOSYS, EOPNOTSUPP,
+        EXDEV) is remembered for the fd and ends the loop; the caller falls back.
+        """
+        done = 0
+        while done < n and self.usable(call):
+            check_cancel(self.cancel, self.result)
+            try:
+                k = move(done)
+            except BlockingIOError:
+                wait_writable(self.fd)
+                continue
+            except OSError as err:
+                if err.errno not in REFUSED:
+                    raise
+                self.refuse(call, err, instead)
+                break
+            if k == 0:
+                return done, True
+            self.result.record(call, k, zeros=False)
+            done += k
+        return done, False
+
+    def rest_by_copy(self, src: int, offset: int, n: int, done: int, ended: bool) -> int:
+        """After a fast call moved ``done`` of ``n`` bytes: the rest through the bounded copy."""
+        return done if ended or done >= n else done + self.copy_data(src, offset + done, n - done)
+
     def copy_data(self, src: int, offset: int, n: int) -> int:
         """``n`` bytes of ``src`` from ``offset`` through a bounded buffer; fewer at its EOF."""
         if self._copy is None:
@@ -141,7 +173,7 @@ class Sink:
         done = 0
         while done < n:
             check_cancel(self.cancel, self.result)
-            k = calls.ops.preadv(src, [self._copy[: min(n - done, COPY_CHUNK)]], offset + done)
+            k = syscalls.ops.preadv(src, [self._copy[: min(n - done, COPY_CHUNK)]], offset + done)
             if k == 0:
                 break  # the input shrank under us: stop where it ends, as cat does
             self.put(self._copy[:k])
@@ -155,24 +187,9 @@ class Sink:
 
     def data(self, src: int, offset: int, n: int) -> int:
         """sendfile where the output takes it (/dev/null does, a terminal does not), else copy."""
-        done = 0
-        while done < n and self.usable("sendfile"):
-            check_cancel(self.cancel, self.result)
-            try:
-                k = calls.ops.sendfile(self.fd, src, offset + done, min(n - done, MAX_RW_COUNT))
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
-            except OSError as err:
-                if err.errno not in REFUSED:
-                    raise
-                self.refuse("sendfile", err, "read+write")
-                break
-            if k == 0:
-                return done
-            self.result.record("sendfile", k, zeros=False)
-            done += k
-        return done + self.copy_data(src, offset + done, n - done) if done < n else done
+        done, ended = self.fast_data("sendfile", "read+write", n, lambda d: syscalls.ops.sendfile(
+            self.fd, src, offset + d, min(n - d, MAX_RW_COUNT)))
+        return self.rest_by_copy(src, offset, n, done, ended)
 
     def finish(self) -> None:
         """Called once after the last byte (seekable outputs settle their file position)."""
@@ -206,7 +223,7 @@ class PipeSink(Sink):
             want = min(left, self.chunk)
             iov = self._vfull if want == self.chunk else cover(self.vbuf.view, want)
             try:
-                k = calls.ops.vmsplice(self.fd, iov, self._vflags)
+                k = syscalls.ops.vmsplice(self.fd, iov, self._vflags)
             except BlockingIOError:
                 wait_writable(self.fd)
                 continue
@@ -223,24 +240,9 @@ class PipeSink(Sink):
             self.write_zeros(left)
 
     def data(self, src: int, offset: int, n: int) -> int:
-        done = 0
-        while done < n and self.usable("splice"):
-            check_cancel(self.cancel, self.result)
-            try:
-                k = calls.ops.splice(src, self.fd, min(n - done, MAX_RW_COUNT), offset + done)
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
-            except OSError as err:
-                if err.errno not in REFUSED:
-                    raise
-                self.refuse("splice", err, "read+write")
-                break
-            if k == 0:
-                return done
-            self.result.record("splice", k, zeros=False)
-            done += k
-        return done + self.copy_data(src, offset + done, n - done) if done < n else done
+        done, ended = self.fast_data("splice", "read+write", n, lambda d: syscalls.ops.splice(
+            src, self.fd, min(n - d, MAX_RW_COUNT), offset + d))
+        return self.rest_by_copy(src, offset, n, done, ended)
 
 
 class SocketSink(Sink):
@@ -286,7 +288,7 @@ class SocketSink(Sink):
             if queued == 0:
                 try:
                     # The pipe is empty and ours: NONBLOCK so a miscount can never hang us.
-                    queued = calls.ops.vmsplice(w, cover(self.vbuf.view, min(left, self._capacity)),
+                    queued = syscalls.ops.vmsplice(w, cover(self.vbuf.view, min(left, self._capacity)),
                                                 SPLICE_F_NONBLOCK)
                 except BlockingIOError:
                     wait_writable(w)
@@ -298,7 +300,7 @@ class SocketSink(Sink):
                     self._drop_pipe()
                     return left
             try:
-                k = calls.ops.splice(r, self.fd, queued, None, None, SPLICE_F_MORE if left > queued else 0)
+                k = syscalls.ops.splice(r, self.fd, queued, None, None, SPLICE_F_MORE if left > queued else 0)
             except BlockingIOError:
                 wait_writable(self.fd)
                 continue
@@ -324,7 +326,7 @@ class SocketSink(Sink):
         while left > 0:
             check_cancel(self.cancel, self.result)
             try:
-                k = calls.ops.sendmsg(self._sock, cover(buf.view, min(left, SEND_CHUNK)))
+                k = syscalls.ops.sendmsg(self._sock, cover(buf.view, min(left, SEND_CHUNK)))
             except BlockingIOError:
                 wait_writable(self.fd)
                 continue
