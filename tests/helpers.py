@@ -32,3 +32,30 @@ def read_range(path: str, offset: int, length: int) -> bytes:
         return bytes(out)
     finally:
         os.close(fd)
+
+
+def on_pty(argv: list[str], interrupt_when: str | None = None) -> tuple[int, str]:
+    """Run argv with stdout and stderr on a pseudo-terminal; optionally send SIGINT once the
+    output contains ``interrupt_when``. Returns (exit code, everything drawn)."""
+    import pty
+    import signal
+    import subprocess
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    out = b""
+    sent = False
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO once the child has closed its side
+            break
+        if not chunk:
+            break
+        out += chunk
+        if interrupt_when and not sent and interrupt_when.encode() in out:
+            proc.send_signal(signal.SIGINT)
+            sent = True
+    os.close(leader)
+    return proc.wait(), out.decode(errors="replace")

@@ -12,7 +12,7 @@ import pytest
 
 from largezero.scratch import is_root
 
-from .helpers import pattern_bytes, read_range
+from .helpers import on_pty, pattern_bytes, read_range
 
 
 def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -123,24 +123,9 @@ def test_demo_runs_verifies_and_cleans_up() -> None:
 
 def _run_on_a_terminal(argv: list[str]) -> str:
     """Run the CLI with stdout and stderr on a pseudo-terminal; return what it drew."""
-    import pty
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "largezero", *argv], stdout=follower, stderr=follower,
-                            stdin=subprocess.DEVNULL)
-    os.close(follower)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO once the child has closed its side
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(leader)
-    assert proc.wait() == 0
-    return out.decode(errors="replace")
+    code, drawn = on_pty([sys.executable, "-m", "largezero", *argv])
+    assert code == 0
+    return drawn
 
 
 def test_progress_bar_on_a_terminal_only(tmp_path: os.PathLike[str]) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
 from largezero.cli.progress import LONG_JOB_BYTES, binary, eta, progress_display, status
+
+from .helpers import on_pty
 
 CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -35,31 +35,6 @@ SHOW = textwrap.dedent("""\
             t.join()
     print("AFTER", file=sys.stderr)
 """)
-
-
-def _on_pty(argv: list[str], interrupt_when: str | None = None) -> tuple[int, str]:
-    """Run argv with stdout and stderr on a pseudo-terminal; optionally send SIGINT once the
-    output contains ``interrupt_when``. Returns (exit code, everything drawn)."""
-    import pty
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
-    os.close(follower)
-    out = b""
-    sent = False
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO once the child has closed its side
-            break
-        if not chunk:
-            break
-        out += chunk
-        if interrupt_when and not sent and interrupt_when.encode() in out:
-            proc.send_signal(signal.SIGINT)
-            sent = True
-    os.close(leader)
-    return proc.wait(), out.decode(errors="replace")
 
 
 def _frames(drawn: str) -> list[str]:
@@ -85,7 +60,7 @@ def test_nothing_is_drawn_off_a_terminal_or_for_small_jobs(capsys: pytest.Captur
 
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_one_line_per_job_a_total_for_several_and_erased_at_the_end(jobs: int) -> None:
-    code, drawn = _on_pty([sys.executable, "-c", SHOW, str(jobs)])
+    code, drawn = on_pty([sys.executable, "-c", SHOW, str(jobs)])
     assert code == 0
     frames = _frames(drawn)
     for i in range(jobs):
@@ -104,7 +79,7 @@ def test_ctrl_c_clears_the_bar_and_leaves_the_summary_and_the_resume_command(tmp
     with open(path, "wb") as f:
         f.truncate(8 << 30)
     try:
-        code, drawn = _on_pty([sys.executable, "-m", "largezero", "zero", path, "-m", "page", "--direct"],
+        code, drawn = on_pty([sys.executable, "-m", "largezero", "zero", path, "-m", "page", "--direct"],
                               interrupt_when="iB/s")
     finally:
         os.unlink(path)
