@@ -25,7 +25,7 @@ from ..syscalls import (
     proves_unsupported,
 )
 from ..targets import BLOCK, Target
-from .plan import CallRun, EdgeStep, OffloadStep, WriteStep, ZeroPlan
+from .plan import EdgeStep, OffloadStep, WriteStep, ZeroPlan
 from .writeloop import Job, sync_range, write_exactly
 
 
@@ -115,7 +115,8 @@ class Execution:
         fd = tgt.direct_fd() if step.direct else tgt.fd
         granule = tgt.dio_align if step.direct else 1
         for run in step.runs:
-            iov = call_iovecs(run, self.buf)
+            # Built once per run and reused by every call in it.
+            iov = self.buf.iovecs(run.call_bytes, run.iov_len)
             for i in range(run.calls):
                 self._check_size()
                 write_exactly(self.job, fd, iov, run.offset + i * run.call_bytes, granule=granule,
@@ -125,7 +126,7 @@ class Execution:
         """An unaligned edge: only its own bytes, through the page cache, then written back."""
         assert self.buf is not None
         self._check_size()
-        write_exactly(self.job, self.tgt.fd, zero_iovecs(self.buf, step.length), step.offset, what="pwrite")
+        write_exactly(self.job, self.tgt.fd, self.buf.iovecs(step.length), step.offset, what="pwrite")
         sync_range(self.job, self.tgt.fd, step.offset, step.length)
 
     def _check_size(self) -> None:
@@ -134,20 +135,3 @@ class Execution:
             if size < self.keep_size_at:
                 raise self.job.fail(OSError(errno.ESTALE, f"the file shrank to {size} bytes during the job "
                                             "(truncated by another process?)"), "size check")
-
-
-def call_iovecs(run: CallRun, buf: ZeroBuffer) -> list[memoryview]:
-    # Built once per run and reused by every call in it.
-    iov = [buf.view[: run.iov_len]] * run.full_iovecs
-    if run.last_iov_len:
-        iov.append(buf.view[: run.last_iov_len])
-    return iov
-
-
-def zero_iovecs(buf: ZeroBuffer, length: int) -> list[memoryview]:
-    """iovecs of ``length`` zero bytes, all pointing into the shared zero buffer (never copied)."""
-    full, last = divmod(length, buf.size)
-    iov = [buf.view] * full
-    if last:
-        iov.append(buf.view[:last])
-    return iov

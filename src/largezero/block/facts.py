@@ -37,7 +37,6 @@ def cache_granule_of(tgt: Target) -> int:
 
 
 def facts_of(tgt: Target) -> TargetFacts:
-    cow = getattr(tgt, "copy_on_write", None)
     return TargetFacts(
         name=tgt.name,
         kind=BLOCK if tgt.kind == BLOCK else FILE,
@@ -47,6 +46,6 @@ def facts_of(tgt: Target) -> TargetFacts:
         cache_granule=cache_granule_of(tgt),
         write_zeroes=tgt.kind == BLOCK and (tgt.queue_attr("write_zeroes_max_bytes") or 0) > 0,
         copies_data=tgt.kind == BLOCK and _copies_data(tgt),
-        copy_on_write=cow if isinstance(cow, str) else None,
+        copy_on_write=tgt.copy_on_write,
         unsupported=frozenset(tgt.unsupported()),
     )

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from .bio import Bio, IovLayout, dio_bios, iomap_zero_bio, write_zeroes_bios, zero_pages_bios
 from .limits import SECTOR_SIZE, QueueLimits
-from .plan import plan_calls
+from .plan import CallRun, plan_calls
 from .plug import Tail, submit
 from .sources import SOURCE_NAMES, ZeroSource, make_source
 from .sources import iomap_618_source as iomap_618_source  # its old home: the name keeps working
@@ -212,16 +212,11 @@ def _call_counts(layout: IovLayout, source: ZeroSource, phase: int, lim: QueueLi
     return tuple(totals)
 
 
-def model_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int = 0,
-                 call_size: int | None = None) -> SourceResult:
-    """``zero_range(direct=True)`` from ``source``: its pwritev calls through __blkdev_direct_IO()."""
-    align = lim.dio_align
-    _check_aligned("offset", offset, align)
-    _check_aligned("length", length, align)
-    runs = plan_calls(offset, length, source.buffer_size, call_size, align)
+def direct_calls(runs: Sequence[CallRun], lim: QueueLimits, source: ZeroSource) -> Counts:
+    """The counters of runs of O_DIRECT pwritev calls, each through __blkdev_direct_IO() under its
+    own plug (a call completes before the next is issued, so nothing merges across calls)."""
     period = sector_period(lim)
     counts = Counts()
-    calls = 0
     for run in runs:
         layout = IovLayout(run.full_iovecs, run.iov_len, run.last_iov_len)
         sectors = run.call_bytes // SECTOR_SIZE
@@ -232,7 +227,18 @@ def model_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int 
 
         _, totals = repeat(run.calls, (lim.partition_start + run.offset // SECTOR_SIZE) % period, step)
         counts.add(totals)
-        calls += run.calls
+    return counts
+
+
+def model_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int = 0,
+                 call_size: int | None = None) -> SourceResult:
+    """``zero_range(direct=True)`` from ``source``: its pwritev calls through __blkdev_direct_IO()."""
+    align = lim.dio_align
+    _check_aligned("offset", offset, align)
+    _check_aligned("length", length, align)
+    runs = plan_calls(offset, length, source.buffer_size, call_size, align)
+    counts = direct_calls(runs, lim, source)
+    calls = sum(run.calls for run in runs)
     first = runs[0] if runs else None
     return SourceResult(source, "direct", length, counts, "pwritev O_DIRECT", calls=calls,
                         iov_len=first.iov_len if first else source.buffer_size,

@@ -307,6 +307,11 @@ def _offload_plan(facts: TargetFacts, offset: int, length: int, mechanisms: tupl
     return ZeroPlan(offset, length, "offload", False, 0, 0, steps, why=tuple(why))
 
 
+def writes_direct(kind: str, method: str, direct: bool | None, overwrite: bool) -> bool:
+    """Whether the write steps of a job use O_DIRECT: asked, --overwrite, or auto on a device."""
+    return overwrite or bool(direct) or (direct is None and method == "auto" and kind == BLOCK)
+
+
 def plan_zero_range(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions) -> ZeroPlan:
     """The steps that zero [offset, offset+length) of the target described by ``facts``.
 
@@ -316,15 +321,15 @@ def plan_zero_range(facts: TargetFacts, offset: int, length: int, opts: ZeroOpti
     """
     method = opts.method
     why: list[str] = []
+    direct = writes_direct(facts.kind, method, opts.direct, opts.overwrite)
     if opts.overwrite:
         why.append("overwrite: every byte written with zeros, O_DIRECT")
         return _write_plan(facts, offset, length, opts, "page" if method == "page" else "large", True, why)
     if method in ("large", "page"):
-        return _write_plan(facts, offset, length, opts, method, bool(opts.direct), why)
+        return _write_plan(facts, offset, length, opts, method, direct, why)
     extending = opts.extend and offset + length > facts.size
     mechanisms, reason = offload_mechanisms(facts, opts.unmap, extending)
     why.append(reason)
-    direct = bool(opts.direct) or (opts.direct is None and facts.kind == BLOCK)
     if not mechanisms:
         if method == "offload":
             return ZeroPlan(offset, length, "offload", False, 0, 0, (), why=tuple(why))

@@ -15,12 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..kconfig import persistent_huge_zero_folio
-from .bio import IovLayout
 from .limits import SECTOR_SIZE, QueueLimits
-from .model import Counts, SourceResult, _call_counts, model_kernel, repeat
-from .plan import BLOCK, EdgeStep, OffloadStep, TargetFacts, WriteStep, ZeroOptions, ZeroPlan, plan_zero_range
+from .model import Counts, SourceResult, direct_calls, model_kernel
+from .plan import BLOCK, EdgeStep, OffloadStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range
 from .sources import ZeroSource, make_source
-from .split import sector_period
 
 
 @dataclass
@@ -43,19 +41,6 @@ def kernel_zero_source() -> ZeroSource:
     if persistent_huge_zero_folio() == "y":
         return make_source("huge-zero-folio")
     return make_source("zero-page")
-
-
-def _direct(step: WriteStep, lim: QueueLimits, source: ZeroSource, counts: Counts) -> None:
-    period = sector_period(lim)
-    for run in step.runs:
-        layout = IovLayout(run.full_iovecs, run.iov_len, run.last_iov_len)
-        sectors = run.call_bytes // SECTOR_SIZE
-
-        def one_call(phase: int, layout: IovLayout = layout, sectors: int = sectors) -> tuple[int, tuple[int, ...]]:
-            return (phase + sectors) % period, _call_counts(layout, source, phase, lim)
-
-        _, totals = repeat(run.calls, (lim.partition_start + run.offset // SECTOR_SIZE) % period, one_call)
-        counts.add(totals)
 
 
 def _edge(step: EdgeStep, writeback_block: int, counts: Counts) -> int:
@@ -88,7 +73,7 @@ def predict_plan(plan: ZeroPlan, lim: QueueLimits, source: ZeroSource, *, writeb
         elif isinstance(step, EdgeStep):
             sectors += _edge(step, writeback_block, counts)
         elif step.direct:
-            _direct(step, lim, source, counts)
+            counts.add(direct_calls(step.runs, lim, source).vector())
             sectors += step.length // SECTOR_SIZE
         else:
             return Prediction(None, source.name, ["buffered writes are written back by the kernel's flusher "

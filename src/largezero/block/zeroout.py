@@ -21,13 +21,14 @@ from ..units import MAX_SIZE
 from .execute import Execution
 from .facts import facts_of
 from .options import check_options
-from .plan import METHODS, EdgeStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range
+from .plan import METHODS, EdgeStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range, writes_direct
 from .stat import DiskStat, read_stat
 from .writeloop import Job, Progress, fdatasync
 
 BACKINGS = ("auto", "huge-zero-folio", "zero-page", "allocated")
 
-__all__ = ["BACKINGS", "METHODS", "ZeroResult", "check_options", "offload_mechanisms", "plan_job", "zero_range"]
+__all__ = ["BACKINGS", "METHODS", "ZeroResult", "check_options", "check_range", "offload_mechanisms", "plan_job",
+           "zero_range"]
 
 
 @dataclass
@@ -51,7 +52,7 @@ class ZeroResult:
     medium_note: str = ""
     device: str | None = None  # kernel name of the block device, for /sys/block/<dev>/stat
     measured: DiskStat | None = None  # write counters of the device around the job
-    identity: dict[str, object] | None = None
+    identity: dict[str, object] | None = None  # the target's identity, for an erasure record (CLI --json)
     predicted: dict[str, object] | None = None  # the model's figures for ``plan`` (filled by the caller)
 
     def to_dict(self) -> dict[str, object]:
@@ -89,7 +90,7 @@ class ZeroResult:
         return out
 
 
-def _check_range(tgt: Target, offset: int, length: int | None, extend: bool) -> int:
+def check_range(tgt: Target, offset: int, length: int | None, extend: bool) -> int:
     """The job's length (None: to the end), or UsageError; nothing opened is changed."""
     if offset < 0 or offset > MAX_SIZE:
         raise UsageError(f"offset {offset} is negative" if offset < 0 else f"offset {offset} is larger than 2^63-1")
@@ -106,16 +107,8 @@ def _check_range(tgt: Target, offset: int, length: int | None, extend: bool) -> 
         if not extend:
             raise UsageError(f"range ends at byte {end}, past the end of {tgt.name} ({tgt.size} bytes); "
                              "use --extend to grow the file")
-        limit = getattr(tgt, "max_file_size", None)
-        if isinstance(limit, int) and end > limit:
-            raise UsageError(f"range ends at byte {end}, past the largest file {tgt.name}'s filesystem "
-                             f"allows ({limit} bytes)")
+        tgt.check_range(offset, length)  # growing past what the filesystem allows: refused up front
     return length
-
-
-def writes_direct(kind: str, method: str, direct: bool | None, overwrite: bool) -> bool:
-    """Whether the write steps of a job use O_DIRECT: asked, --overwrite, or auto on a device."""
-    return overwrite or bool(direct) or (direct is None and method == "auto" and kind == BLOCK)
 
 
 def choose_zero_buffer(method: str, direct: bool, backing: str = "auto",
@@ -201,7 +194,7 @@ def zero_range(
     try:
         if not tgt.writable:
             raise UsageError(f"{tgt.name}: not open for writing")
-        length = _check_range(tgt, offset, length, extend)
+        length = check_range(tgt, offset, length, extend)
         plan, buf, facts = plan_job(tgt, offset, length, method=method, direct=direct, unmap=unmap, extend=extend,
                                     overwrite=overwrite, backing=backing, large_page=large_page,
                                     call_size=call_size, iov_len=iov_len)
@@ -224,9 +217,6 @@ def zero_range(
         if direct and not result.direct:
             result.fallback.append("--direct applies to the write fallback; the offload did the job")
         result.medium_overwritten, result.medium_note = _medium(result, facts, sync)
-        identity = getattr(tgt, "identity", None)
-        if callable(identity):
-            result.identity = identity()
         result.seconds = time.perf_counter() - started
         return result
     finally:
@@ -244,7 +234,7 @@ def _run(tgt: Target, plan: ZeroPlan, buf: ZeroBuffer, job: Job, result: ZeroRes
         result.mechanism = run.run()
     except Unsupported:
         result.fallback.extend(run.notes)
-        if plan.fallback is None or job.bytes_done or job.furthest > job.offset:
+        if plan.fallback is None or job.furthest > job.offset:
             raise
         # The fallback, written once: the plan's write steps, from the same start.
         plan = plan.fallback

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..block.options import check_exclusive, given_options
-from ..block.zeroout import BACKINGS, METHODS, ZeroResult, plan_job, zero_range
-from ..block.zeroout import _check_range as check_range
+from ..block.zeroout import BACKINGS, METHODS, ZeroResult, check_range, plan_job, zero_range
 from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -189,8 +188,11 @@ class _Job:
         if self.created and a.sync:
             # fdatasync made the data durable; the new directory entry needs its directory synced.
             _fsync_dir(os.path.dirname(tgt.path or os.path.abspath(self.target)))
-        if a.json and isinstance(self.result, ZeroResult) and self.result.plan is not None:
-            self.result.predicted = predicted(self.result.plan, tgt, self.result.zero_buffer)
+        if a.json and isinstance(self.result, ZeroResult):
+            # The record of the job: what was zeroed, and on a device what the model predicted.
+            self.result.identity = tgt.identity()
+            if self.result.plan is not None:
+                self.result.predicted = predicted(self.result.plan, tgt, self.result.zero_buffer)
         if a.verify:
             self._verify(cancel)
 

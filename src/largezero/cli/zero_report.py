@@ -128,5 +128,5 @@ def result_dict(target: str, r: ZeroResult | LargezeroError, checked: Any) -> di
     if checked is not None:
         v, seconds = checked
         out["verify"] = {"zero": v.ok, "first_nonzero": v.first_nonzero, "bytes_read": v.bytes_read,
-                         "bytes_skipped": getattr(v, "bytes_skipped", None), "seconds": round(seconds, 6)}
+                         "bytes_skipped": v.bytes_skipped, "direct": v.direct, "seconds": round(seconds, 6)}
     return out

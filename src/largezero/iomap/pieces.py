@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..block.execute import zero_iovecs
 from ..mm import ZeroBuffer
 
 ZERO, DATA, CACHE = "zero", "data", "cache"
@@ -47,7 +46,7 @@ def round_up(x: int, a: int) -> int:
 
 def iomap_dio_zero(zero: ZeroBuffer, length: int) -> list[memoryview]:
     """iovecs of ``length`` zero bytes, all pointing into the shared zero buffer (never copied)."""
-    return zero_iovecs(zero, length)
+    return zero.iovecs(length)
 
 
 def plan_pieces(offset: int, end: int, granule: int, *, pad_from: int | None = None, pad_to: int | None = None,

@@ -58,6 +58,16 @@ class ZeroBuffer:
     rss_bytes: int  # resident memory this mapping costs, -1 when unreadable
     reason: str | None = None  # why this is not the huge zero folio, when it is not
 
+    def iovecs(self, length: int, iov_len: int | None = None) -> list[memoryview]:
+        """iovecs of ``length`` zero bytes, each the first ``iov_len`` bytes (default: all) of
+        this buffer, the last one shorter: zeros are never copied, only pointed at."""
+        step = min(iov_len or self.size, self.size)
+        full, last = divmod(length, step)
+        iov = [self.view[:step]] * full
+        if last:
+            iov.append(self.view[:last])
+        return iov
+
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,

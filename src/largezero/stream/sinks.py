@@ -48,15 +48,6 @@ def describe_buffer(buf: ZeroBuffer) -> str:
     return f"{buf.name} ({buf.backing}, {buf.size} bytes)"
 
 
-def cover(view: memoryview, length: int) -> list[memoryview]:
-    """iovecs that all point at the zero buffer and add up to ``length`` bytes."""
-    full, rest = divmod(length, len(view))
-    out = [view] * full
-    if rest:
-        out.append(view[:rest])
-    return out
-
-
 def grow_pipe(fd: int, want: int = PIPE_TARGET) -> int:
     """Grow a pipe to ``want`` bytes where allowed (never shrink it); return its capacity."""
     try:
@@ -99,7 +90,7 @@ class Sink:
             # writev copies with the CPU: the 4 KiB zero page aliased over 2 MiB stays in L1.
             self._wbuf = zero_buffer_for(False)
             self._wcall = default_call_bytes(self._wbuf.size)
-            self._wfull = cover(self._wbuf.view, self._wcall)
+            self._wfull = self._wbuf.iovecs(self._wcall)
             if self.result.zero_buffer is None:
                 self.result.zero_buffer = describe_buffer(self._wbuf)
         return self._wbuf
@@ -111,7 +102,7 @@ class Sink:
         while left > 0:
             check_cancel(self.cancel, self.result)
             want = min(left, self._wcall)
-            iov = self._wfull if want == self._wcall else cover(buf.view, want)
+            iov = self._wfull if want == self._wcall else buf.iovecs(want)
             try:
                 k = syscalls.ops.writev(self.fd, iov)
             except BlockingIOError:
@@ -211,7 +202,7 @@ class PipeSink(Sink):
         result.zero_buffer = describe_buffer(self.vbuf)
         # One vmsplice fills the pipe at most, so ask for one pipe's worth: one iovec of LARGE_ZERO_PAGE.
         self.chunk = self.capacity
-        self._vfull = cover(self.vbuf.view, self.chunk)
+        self._vfull = self.vbuf.iovecs(self.chunk)
         # vmsplice waits for room even on an O_NONBLOCK pipe unless told: a non-blocking
         # stdout gets EAGAIN and our poll, as write(2) would give it.
         self._vflags = SPLICE_F_NONBLOCK if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK else 0
@@ -221,7 +212,7 @@ class PipeSink(Sink):
         while left > 0 and self.usable("vmsplice"):
             check_cancel(self.cancel, self.result)
             want = min(left, self.chunk)
-            iov = self._vfull if want == self.chunk else cover(self.vbuf.view, want)
+            iov = self._vfull if want == self.chunk else self.vbuf.iovecs(want)
             try:
                 k = syscalls.ops.vmsplice(self.fd, iov, self._vflags)
             except BlockingIOError:
@@ -288,7 +279,7 @@ class SocketSink(Sink):
             if queued == 0:
                 try:
                     # The pipe is empty and ours: NONBLOCK so a miscount can never hang us.
-                    queued = syscalls.ops.vmsplice(w, cover(self.vbuf.view, min(left, self._capacity)),
+                    queued = syscalls.ops.vmsplice(w, self.vbuf.iovecs(min(left, self._capacity)),
                                                 SPLICE_F_NONBLOCK)
                 except BlockingIOError:
                     wait_writable(w)
@@ -326,7 +317,7 @@ class SocketSink(Sink):
         while left > 0:
             check_cancel(self.cancel, self.result)
             try:
-                k = syscalls.ops.sendmsg(self._sock, cover(buf.view, min(left, SEND_CHUNK)))
+                k = syscalls.ops.sendmsg(self._sock, buf.iovecs(min(left, SEND_CHUNK)))
             except BlockingIOError:
                 wait_writable(self.fd)
                 continue
