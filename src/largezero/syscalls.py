@@ -13,11 +13,14 @@ import errno
 import fcntl
 import os
 import select
-import socket
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    import socket
+    from typing import Any
 
 # fallocate(2) modes, <linux/falloc.h>.
 FALLOC_FL_KEEP_SIZE = 0x01

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from ..block.zeroout import offload_mechanisms
 from ..errors import TargetError
@@ -15,6 +14,10 @@ from ..targets.fsinfo import mounts_of_device
 from ..targets.inuse import loops_over_file
 from ..units import format_size
 from .common import print_json
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from typing import Any
 
 # Filesystems whose fallocate(FALLOC_FL_ZERO_RANGE) is known to exist (fs/*/ sources).
 _ZERO_RANGE_FILESYSTEMS = {"ext4", "xfs", "btrfs", "f2fs", "gfs2", "ocfs2", "bcachefs"}

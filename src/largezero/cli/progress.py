@@ -16,7 +16,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from typing import Any
 
 # Below this (all jobs together) a job finishes before a bar would be worth drawing.
 LONG_JOB_BYTES = 256 << 20

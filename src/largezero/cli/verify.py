@@ -9,13 +9,16 @@ import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
 
 from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH, LargezeroError, TargetError, UsageError
 from ..targets import Target, opened
 from ..units import format_size
 from ..verify import DirectUnsupported, ShortRead, VerifyResult, check_zero
 from .common import print_json, size_arg
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any) -> None:

@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from ..block.options import check_exclusive, given_options
 from ..block.zeroout import BACKINGS, METHODS, ZeroResult, check_range, plan_job, zero_range
@@ -26,6 +25,10 @@ from ..errors import (
 from ..targets import Target, open_target, opened
 from .common import print_json, say, size_arg
 from .zero_report import describe_plan, predicted, resolved, result_dict, resume_command, summary
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE_EXAMPLES = """\
 examples:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-from typing import Any
 
 from ..block.plan import EdgeStep, OffloadStep, ZeroPlan
 from ..block.zeroout import ZeroResult
@@ -13,6 +12,10 @@ from ..errors import LargezeroError, ZeroingError
 from ..mm import ZeroBuffer
 from ..targets import BLOCK, Target
 from ..units import format_size
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def resume_command(args: argparse.Namespace, target: str, stopped: int, remaining: int) -> str:

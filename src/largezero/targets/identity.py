@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING
 
 from .fsinfo import copy_on_write, fs_magic, fs_name, mount_of
 from .inuse import loop_devices
 
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from . import Target
 
