@@ -39,6 +39,7 @@ BLKPBSZGET = 0x127B
 BLKGETSIZE64 = 0x80081272
 BLKZEROOUT = 0x127F
 BLKFLSBUF = 0x1261
+BLKBSZGET = 0x80081270  # the block size of the device's page cache (its buffer heads)
 
 # FS_IOC_FIEMAP, <linux/fiemap.h>: _IOWR('f', 11, struct fiemap).
 FS_IOC_FIEMAP = 0xC020660B

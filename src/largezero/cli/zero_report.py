@@ -100,11 +100,11 @@ def predicted(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, 
     from ..block.limits import QueueLimits
     from ..block.predict import predict_plan
     from ..block.sources import make_source, source_for_buffer
-    from ..syscalls import ioctl_int
+    from ..syscalls import BLKBSZGET, ioctl_int
 
     try:
         lim = QueueLimits.from_sysfs(tgt.block_name)
-        writeback_block = ioctl_int(tgt.fd, 0x80081270, "Q") & 0xFFFFFFFF  # BLKBSZGET
+        writeback_block = ioctl_int(tgt.fd, BLKBSZGET, "Q") & 0xFFFFFFFF  # an int in a size_t-sized slot
     except (OSError, ValueError) as err:
         return {"error": f"cannot read the device's limits: {err}"}
     source = make_source("zero-page") if buf is None else \
