@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from largezero import zero_range
-from largezero.block.zeroout import check_options
+from largezero.block.options import check_exclusive, given_options
 from largezero.cli import main
 from largezero.errors import EXIT_USAGE, LargezeroError
 from largezero.scratch import fill_pattern, make_image
@@ -230,8 +230,8 @@ API_CASES: list[tuple[str, ApiCall, str]] = [
     ("dev-null", lambda b: zero_range("/dev/null", 0, 1), "not a regular file"),
     ("closed-fd", lambda b: zero_range(_closed_fd(), 0, 1), "Bad file descriptor"),
     ("open-target-procfs", lambda b: open_target("/proc/self/status"), "pseudo-filesystem"),
-    ("check-options", lambda b: check_options("offload", direct=None, backing="auto", large_page=None,
-                                              call_size=4096), "--call-size"),
+    ("check-options", lambda b: check_exclusive(given_options("offload", direct=None, backing="auto",
+                                                              large_page=None, call_size=4096)), "--call-size"),
 ]
 
 

@@ -44,7 +44,3 @@ def check_exclusive(given: set[str]) -> None:
         if a in given and b in given:
             raise UsageError(f"{a} and {b} cannot be used together: {why}")
 
-
-def check_options(method: str, **kwargs: object) -> None:
-    """Both steps at once: the options of a job (see :func:`given_options`) against the table."""
-    check_exclusive(given_options(method, **kwargs))  # type: ignore[arg-type]

@@ -20,14 +20,14 @@ from ..targets import BLOCK, Target, open_target
 from ..units import MAX_SIZE
 from .execute import Execution
 from .facts import facts_of
-from .options import check_options
+from .options import check_exclusive, given_options
 from .plan import METHODS, EdgeStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range, writes_direct
 from .stat import DiskStat, read_stat
 from .writeloop import Job, Progress, fdatasync
 
 BACKINGS = ("auto", "huge-zero-folio", "zero-page", "allocated")
 
-__all__ = ["BACKINGS", "METHODS", "ZeroResult", "check_options", "check_range", "offload_mechanisms", "plan_job",
+__all__ = ["BACKINGS", "METHODS", "ZeroResult", "check_range", "offload_mechanisms", "plan_job",
            "zero_range"]
 
 
@@ -187,8 +187,8 @@ def zero_range(
         raise UsageError(f"unknown zero buffer backing '{backing}' (expected one of {', '.join(BACKINGS)})")
     if (call_size is not None and call_size <= 0) or (iov_len is not None and iov_len <= 0):
         raise UsageError("call size and iovec size must be positive")
-    check_options(method, direct=direct, backing=backing, large_page=large_page, call_size=call_size,
-                  iov_len=iov_len, overwrite=overwrite, unmap=unmap)
+    check_exclusive(given_options(method, direct=direct, backing=backing, large_page=large_page,
+                                  call_size=call_size, iov_len=iov_len, overwrite=overwrite, unmap=unmap))
     started = time.perf_counter()
     tgt = target if isinstance(target, Target) else open_target(target, force=force)
     try:
