@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 
 from ..block.facts import cache_granule_of
-from ..block.plan import IOV_MAX, MAX_RW_COUNT
+from ..block.plan import MAX_RW_COUNT, plan_calls
 from ..block.writeloop import Job, sync_range, write_exactly
 from ..errors import Interrupted, TargetError, UsageError, ZeroingError
 from ..mm import ZeroBuffer, pmd_size, zero_buffer_for
@@ -277,9 +277,10 @@ class DirectWriter:
         """(position, iovecs) of the calls that zero [start, end): at most IOV_MAX iovecs and
         MAX_RW_COUNT bytes each, every call but the last a multiple of ``granule``."""
         buf = self.zero_buffer
-        step = round_down(min(self._max_call, IOV_MAX * buf.size), max(granule, 1))
-        for pos in range(start, end, step):
-            yield pos, iomap_dio_zero(buf, min(step, end - pos))
+        for run in plan_calls(start, end - start, buf.size, self._max_call, max(granule, 1)):
+            iov = iomap_dio_zero(buf, run.call_bytes)  # built once per run of identical calls
+            for i in range(run.calls):
+                yield run.offset + i * run.call_bytes, iov
 
 
 def write_direct(target: str | os.PathLike[str] | int | Target, data: ReadableBuffer, offset: int, *,
