@@ -22,8 +22,11 @@ from .execute import Execution
 from .facts import facts_of
 from .options import check_exclusive, given_options
 from .plan import METHODS, EdgeStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range, writes_direct
-from .stat import DiskStat, read_stat
 from .writeloop import Job, Progress, fdatasync
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from .stat import DiskStat
 
 BACKINGS = ("auto", "huge-zero-folio", "zero-page", "allocated")
 
@@ -250,6 +253,8 @@ def _run(tgt: Target, plan: ZeroPlan, buf: ZeroBuffer, job: Job, result: ZeroRes
 def _stat(device: str | None) -> DiskStat | None:
     if device is None:
         return None
+    from .stat import read_stat  # block devices only
+
     try:
         return read_stat(device)
     except (OSError, ValueError, IndexError):

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 
 from ..errors import TargetError, UsageError
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
-from .blkid import BlkidUnavailable, Signature
 from .fsinfo import max_file_size as _max_file_size
 from .fsinfo import pseudo_filesystem
 from .inuse import device_in_use, file_in_use
-from .signatures import describe_signatures, find_signatures
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from .blkid import Signature
 
 FILE = "file"
 BLOCK = "block"
@@ -180,6 +182,10 @@ class Target:
         """Every signature libblkid finds on a device (files: none are looked for)."""
         if self.kind != BLOCK:
             return []
+        # Imported here: only devices are probed, and libblkid's wrapper costs start-up.
+        from .blkid import BlkidUnavailable
+        from .signatures import find_signatures
+
         try:
             return find_signatures(self.fd, self.size)
         except BlkidUnavailable as err:
@@ -346,6 +352,8 @@ def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_us
 
 def probe_signature(tgt: Target) -> str | None:
     """Every libblkid signature on a device, described like wipefs, or None when there is none."""
+    from .signatures import describe_signatures
+
     found = tgt.signatures()
     return describe_signatures(found) if found else None
 
@@ -393,6 +401,15 @@ def opened(target: str | os.PathLike[str] | int, **kwargs: bool) -> Iterator[Tar
         yield t
     finally:
         t.close()
+
+
+def __getattr__(name: str) -> object:
+    # ``Signature`` is part of this module's API, loaded on first use (see Target.signatures).
+    if name == "Signature":
+        from .blkid import Signature
+
+        return Signature
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature"]
