@@ -143,7 +143,9 @@ def goals_for(sc: Scenario, rows: list[Row]) -> list[Goal]:
 
     def add(goal: str, value: float | None, op: str, threshold: float, detail: str,
             needs: tuple[str, ...]) -> None:
-        if all(n in k for n in needs):
+        # A ratio with nothing measurable under it (a system time of 0 on a tiny job) is no
+        # verdict either way: the goal is left out rather than listed as neither met nor missed.
+        if value is not None and all(n in k for n in needs):
             out.append(Goal(goal, name, value, op, threshold, detail))
 
     def t(key: str) -> float | None:
