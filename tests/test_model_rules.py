@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from largezero._record import replace
 from largezero.block.bio import (
     BIO_MAX_VECS,
     Bio,

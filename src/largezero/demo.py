@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass
 
+from ._record import asdict, record
 from .block.stat import read_stat
 from .block.zeroout import zero_range
 from .errors import LargezeroError
@@ -21,7 +21,7 @@ from .verify import first_nonzero
 DEFAULT_SIZE = 256 << 20
 
 
-@dataclass
+@record
 class DemoRow:
     target: str
     label: str

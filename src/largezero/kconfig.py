@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-import functools
+_text: list[str | None] = []
 
 
-@functools.lru_cache(maxsize=1)
-def _config() -> dict[str, str] | None:
-    import gzip  # only when asked: gzip and zlib are not free at start-up
+def _config_text() -> str | None:
+    """/proc/config.gz, decompressed once (zlib directly: gzip's module costs more to import
+    than the file costs to read)."""
+    if not _text:
+        import zlib
 
-    try:
-        with gzip.open("/proc/config.gz", "rt") as f:
-            text = f.read()
-    except OSError:
-        return None
-    options: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("CONFIG_") and "=" in line:
-            key, value = line.split("=", 1)
-            options[key] = value
-        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
-            options[line[2:].split()[0]] = "n"
-    return options
+        try:
+            with open("/proc/config.gz", "rb") as f:
+                text = zlib.decompress(f.read(), 16 + zlib.MAX_WBITS).decode("utf-8", "replace")
+            _text.append("\n" + text)  # every line, the first too, then starts with a newline
+        except (OSError, zlib.error):
+            _text.append(None)
+    return _text[0]
 
 
 def kernel_option(name: str) -> str:
     """'y', 'm', 'n' or a value; 'unknown' when /proc/config.gz is absent."""
-    config = _config()
-    if config is None:
+    text = _config_text()
+    if text is None:
         return "unknown"
-    return config.get(name, "n")
+    # Look up the one line instead of parsing ~8000: "NAME=value", or "# NAME is not set".
+    at = text.find(f"\n{name}=")
+    if at < 0:
+        return "n"
+    line_end = text.find("\n", at + 1)
+    return text[at + len(name) + 2 : line_end if line_end >= 0 else len(text)]
 
 
 def persistent_huge_zero_folio() -> str:

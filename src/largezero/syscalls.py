@@ -7,15 +7,15 @@ EIO after k bytes) with :func:`installed`. Nothing here hides or retries anythin
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import fcntl
 import os
 import select
 import struct
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+
+from ._record import record
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def _iovecs(buffers: Sequence[Any]) -> tuple[Any, int]:
     return array, len(buffers)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FiemapExtent:
     logical: int
     length: int
@@ -248,16 +248,23 @@ class Syscalls:
 ops: Syscalls = Syscalls()
 
 
-@contextlib.contextmanager
-def installed(replacement: Syscalls) -> Iterator[Syscalls]:
-    """Route every system call through ``replacement`` for the duration of the block."""
-    global ops
-    previous = ops
-    ops = replacement
-    try:
-        yield replacement
-    finally:
-        ops = previous
+class installed:  # lower case: it reads as a function, ``with syscalls.installed(fake):``
+    """Route every system call through ``replacement`` for the duration of the block. A class,
+    not @contextlib.contextmanager: contextlib is one more import on every start."""
+
+    def __init__(self, replacement: Syscalls) -> None:
+        self.replacement = replacement
+        self.previous: Syscalls | None = None
+
+    def __enter__(self) -> Syscalls:
+        global ops
+        self.previous, ops = ops, self.replacement
+        return self.replacement
+
+    def __exit__(self, *exc: object) -> None:
+        global ops
+        assert self.previous is not None
+        ops = self.previous
 
 
 def ioctl_int(fd: int, request: int, fmt: str = "i") -> int:

@@ -23,19 +23,21 @@ shrinks when a read takes longer than ~50 ms) that a cancel is seen within ~100 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
 import stat
-import threading
 import time
-from dataclasses import dataclass
 
 from . import syscalls
+from ._record import record
 from .errors import EXIT_INTERRUPTED, LargezeroError
 from .mm import zero_buffer_for
 from .syscalls import BLKGETSIZE64, BLKSSZGET, ioctl_int, statx_dio_align
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from .cancel import Cancel
 
 CHUNK = 8 << 20
 # O_DIRECT reads: 4 MiB each, DEPTH of them in flight from worker threads while the caller's
@@ -73,7 +75,7 @@ class VerifyInterrupted(LargezeroError):
         return self.offset + self.checked
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VerifyResult:
     offset: int
     length: int
@@ -154,7 +156,7 @@ class _Buffer:
 
 
 def check_zero(fd: int, offset: int, length: int, *, chunk: int = CHUNK, direct: bool = False,
-               cancel: threading.Event | None = None) -> VerifyResult:
+               cancel: Cancel | None = None) -> VerifyResult:
     """Check [offset, offset+length) of an open fd; see the module docstring.
 
     Raises ShortRead when the target ends inside the range, DirectUnsupported when ``direct``
@@ -165,6 +167,8 @@ def check_zero(fd: int, offset: int, length: int, *, chunk: int = CHUNK, direct:
     size = target_size(fd)
     if size is not None and offset + length > size:
         raise ShortRead(errno.EINVAL, f"range ends at byte {offset + length}, past the end ({size} bytes)")
+    # A short range needs no 8 MiB buffer: allocating and faulting one costs more than the check.
+    chunk = min(chunk, -(-(length + 8192) // 4096) * 4096)
     is_block = stat.S_ISBLK(os.fstat(fd).st_mode)
     read_fd, use_direct = fd, False
     if direct or is_block:
@@ -200,7 +204,7 @@ def _mismatch(raw: bytearray, lo: int, hi: int, zero: memoryview) -> int | None:
 
 
 def _check_direct(fd: int, read_fd: int, offset: int, length: int, chunk: int,
-                  cancel: threading.Event | None) -> VerifyResult:
+                  cancel: Cancel | None) -> VerifyResult:
     """Every byte with O_DIRECT, aligned reads pipelined DEPTH deep (see DIRECT_CHUNK)."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -260,7 +264,7 @@ def _check_direct(fd: int, read_fd: int, offset: int, length: int, chunk: int,
 
 
 def _check(fd: int, read_fd: int, offset: int, length: int, chunk: int, direct: bool,
-           cancel: threading.Event | None) -> VerifyResult:
+           cancel: Cancel | None) -> VerifyResult:
     zero = zero_buffer_for(False).view
     zsize = len(zero)
     align = _dio_align(fd) if direct else 1
@@ -270,8 +274,10 @@ def _check(fd: int, read_fd: int, offset: int, length: int, chunk: int, direct: 
     pos, end = offset, offset + length
     seek_data = not direct  # --direct reads every byte, holes included
     if not direct:
-        with contextlib.suppress(OSError, AttributeError):
+        try:
             os.posix_fadvise(fd, offset, length, os.POSIX_FADV_SEQUENTIAL)  # doubles readahead
+        except (OSError, AttributeError):
+            pass
     bytes_read = skipped = reads = 0
     want_chunk = chunk
     while pos < end:

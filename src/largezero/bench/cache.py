@@ -22,8 +22,8 @@ import mmap
 import os
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..mm.zero_page import pmd_size
 from ..syscalls import BLKFLSBUF, buffer_address
 from ..syscalls import libc as _libc
@@ -108,7 +108,7 @@ def prepare(path: str, size: int, state: str, *, block: bool, memfs: bool) -> No
         os.close(fd)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CacheObservation:
     """What the page cache held over the range before a run."""
 

@@ -19,8 +19,8 @@ import ctypes
 import mmap
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from .._record import record
 from ..block.plan import default_call_bytes
 from ..block.zeroout import zero_range
 from ..mm import zero_buffer_for
@@ -36,7 +36,7 @@ PG_IOV_MAX = 128  # PostgreSQL 17: PG_IOV_MAX = Min(IOV_MAX, 128)
 DIRECT_CEILING_CAP = 1 << 30  # the contiguous buffer of the raw O_DIRECT ceiling, at most
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunContext:
     path: str
     kind: str  # FILE or BLOCK
@@ -45,7 +45,7 @@ class RunContext:
     sync: bool  # buffered contenders fdatasync inside the timed region (block targets)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     """What an in-process run knows about itself."""
 
@@ -58,7 +58,7 @@ InProcess = Callable[[RunContext], Outcome]
 Argv = Callable[[RunContext], list[str]]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Contender:
     key: str
     label: str

@@ -25,12 +25,12 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+from .._record import record
 from ..block.stat import DiskStat, read_stat
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sample:
     """One measured run of one contender."""
 
@@ -83,7 +83,7 @@ def peak_rss() -> int | None:
     return None if hwm is None else hwm * 1024
 
 
-@dataclass
+@record
 class Counters:
     """What a run did, filled by :func:`measured_call` or :func:`measured_spawn`."""
 

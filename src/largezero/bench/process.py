@@ -19,8 +19,8 @@ import os
 import statistics
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..scratch import is_root, loop_device, make_image, memfs_mount
 from .measure import Spawner
 from .startup import bytecode_env, largezero_argv
@@ -34,7 +34,7 @@ MARK = b"\xa5" * 4096
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Job:
     """One contender of a scenario: a label, whether it is ours, and its command line."""
 
@@ -43,7 +43,7 @@ class Job:
     argv: Callable[[str, int], list[str]]  # (path, length) -> argv; the range is [0, length)
 
 
-@dataclass
+@record
 class Measured:
     label: str
     ours: bool

@@ -11,9 +11,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
 from typing import Any
 
+from .._record import record
 from ..units import format_size
 from .contenders import BUFFERED, DIRECT, LARGEZERO, LIMIT, OFFLOAD, PEER, REFERENCE
 from .runner import BenchRun, ContenderRun, Scenario
@@ -21,7 +21,7 @@ from .runner import BenchRun, ContenderRun, Scenario
 GIB = float(1 << 30)
 
 
-@dataclass
+@record
 class Row:
     """One contender in one scenario, summarised over its rounds."""
 
@@ -106,7 +106,7 @@ def scenario_rows(sc: Scenario) -> list[Row]:
 # --- the targets of the issue ------------------------------------------------------------------
 
 
-@dataclass
+@record
 class Goal:
     goal: str
     scenario: str

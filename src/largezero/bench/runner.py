@@ -22,8 +22,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..errors import LargezeroError
 from ..verify import first_nonzero
 from . import cache, targets
@@ -37,7 +37,7 @@ PROBE_CHECK = 16 << 20  # --quick: every target and contender, under a minute
 Progress = Callable[[str], None]
 
 
-@dataclass
+@record
 class BenchConfig:
     targets: tuple[str, ...] = targets.TARGETS
     size: int = 1 << 30
@@ -58,7 +58,7 @@ class BenchConfig:
         }
 
 
-@dataclass
+@record
 class ContenderRun:
     contender: Contender
     samples: list[Sample] = field(default_factory=list)
@@ -68,7 +68,7 @@ class ContenderRun:
     detail: str = ""
 
 
-@dataclass
+@record
 class Scenario:
     target: targets.BenchTarget
     state: str
@@ -81,7 +81,7 @@ class Scenario:
         return f"{self.target.name}/{self.state}"
 
 
-@dataclass
+@record
 class ProbeResult:
     label: str
     length: int
@@ -90,7 +90,7 @@ class ProbeResult:
     verified: bool
 
 
-@dataclass
+@record
 class BenchRun:
     config: BenchConfig
     scenarios: list[Scenario]

@@ -16,12 +16,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from .._record import record
 
 SMALL = 4096
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StartupRow:
     label: str
     argv: tuple[str, ...]

@@ -17,8 +17,8 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from .._record import record
 from ..scratch import is_root, loop_device, make_image, memfs_mount
 from ..targets import open_target
 from .cache import PATTERN_CHUNK, RESIDENT, fill
@@ -27,7 +27,7 @@ TARGETS = ("file", "tmpfs", "loop", "loop-nowz")
 MARGIN = PATTERN_CHUNK
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BenchTarget:
     name: str  # one of TARGETS
     path: str  # the file or /dev/loopN

@@ -34,8 +34,8 @@ Rules and where they come from (kernel 6.18):
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
+from .._record import record
 from .limits import SECTOR_SIZE, UINT_MAX, QueueLimits
 from .sources import ZeroSource
 
@@ -46,7 +46,7 @@ IOMAP_ZERO_PAGE_SIZE = 64 << 10
 Phys = tuple[int, int]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BvecRun:
     """``count`` bvecs of ``length`` bytes, each starting ``offset`` bytes into its run."""
 
@@ -55,7 +55,7 @@ class BvecRun:
     length: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Bio:
     """A bio as submitted: its bvecs, size, and the physical address of its two ends."""
 
@@ -167,7 +167,7 @@ def write_zeroes_bios(length: int, limits: QueueLimits) -> list[tuple[Bio, int]]
 # --- user O_DIRECT ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IovLayout:
     """The iovecs of one pwritev call: ``full`` iovecs of ``iov_len`` then one of ``last_len``.
 

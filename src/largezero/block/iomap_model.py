@@ -36,8 +36,8 @@ gives the same requests while segments do not bind, which they cannot for writes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from .._record import record
 from .bio import Bio, BvecRun, IovLayout, dio_bios, iomap_zero_bio
 from .limits import SECTOR_SIZE, QueueLimits
 from .model import Counts, SourceResult, run_bios
@@ -55,7 +55,7 @@ def _up(a: int, b: int) -> int:
     return -(-a // b) * b
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DioWrite:
     """One O_DIRECT write of ``length`` bytes at ``offset`` into a file of ``file_size`` bytes
     whose blocks under the write are all ``extent`` (hole, unwritten or written)."""
@@ -82,7 +82,7 @@ class DioWrite:
         return self.offset + self.length
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DioWritePlan:
     """What the kernel does for a :class:`DioWrite`, in file offsets ``(start, length)``."""
 

@@ -8,7 +8,8 @@ Read from ``/sys/block/<dev>/queue`` (block/blk-sysfs.c) for a real device, or t
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+
+from .._record import asdict, fields, record, replace
 
 SECTOR_SIZE = 512
 UINT_MAX = 2**32 - 1
@@ -22,7 +23,7 @@ BLK_SAFE_MAX_SECTORS = 255
 BLK_DEF_MAX_SECTORS_CAP = 2560
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class QueueLimits:
     """The subset of ``struct queue_limits`` (include/linux/blkdev.h) the model needs.
 
@@ -103,7 +104,7 @@ class QueueLimits:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> QueueLimits:
-        known = {f for f in cls.__dataclass_fields__}
+        known = {spec.name for spec in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
 
     @classmethod

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
+from .._record import field, record
 from .bio import Bio, IovLayout, dio_bios, iomap_zero_bio, write_zeroes_bios, zero_pages_bios
 from .limits import SECTOR_SIZE, QueueLimits
 from .plan import CallRun, plan_calls
@@ -41,7 +41,7 @@ S = TypeVar("S", bound=Hashable)
 _N = 5  # counters: bios, bvecs, segments, requests, merges
 
 
-@dataclass
+@record
 class Counts:
     bios: int = 0
     bvecs: int = 0
@@ -114,7 +114,7 @@ def run_bios(groups: Sequence[tuple[Bio, int]], sector: int, lim: QueueLimits) -
     return totals, sector
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SourceResult:
     """The model's figures for one zero source on one path."""
 

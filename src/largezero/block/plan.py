@@ -19,7 +19,8 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+
+from .._record import field, record
 
 PAGE_SIZE = mmap.PAGESIZE
 # fs/read_write.c: one read/write moves at most MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
@@ -42,7 +43,7 @@ COPYING_DEVICE_IOV = 128 << 10
 FILE_OFFLOAD = ("ZERO_RANGE", "WRITE_ZEROES")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TargetFacts:
     """What the plan needs to know about a target; built by ``targets``, or by hand for the model."""
 
@@ -58,7 +59,7 @@ class TargetFacts:
     unsupported: frozenset[str] = frozenset()  # offload calls this target refused before
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ZeroOptions:
     method: str = "auto"
     direct: bool | None = None  # None: buffered, except auto's fallback on a block device
@@ -70,7 +71,7 @@ class ZeroOptions:
     buffer_size: int = 2 << 20  # the zero buffer writes come from (LARGE_ZERO_PAGE or ZERO_PAGE)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CallRun:
     """``calls`` consecutive pwritev calls starting at ``offset``, back to back.
 
@@ -101,7 +102,7 @@ class CallRun:
         return self.calls * self.iovecs_per_call
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OffloadStep:
     """Ask the kernel to zero [offset, offset+length) without data, trying ``mechanisms`` in order."""
 
@@ -110,7 +111,7 @@ class OffloadStep:
     mechanisms: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WriteStep:
     """Vectored writes of zeros from one zero buffer, buffered or O_DIRECT."""
 
@@ -128,7 +129,7 @@ class WriteStep:
         return sum(r.iovecs for r in self.runs)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EdgeStep:
     """An unaligned head or tail of an O_DIRECT job: written through the page cache, then back."""
 
@@ -139,7 +140,7 @@ class EdgeStep:
 Step = OffloadStep | WriteStep | EdgeStep
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ZeroPlan:
     offset: int
     length: int

@@ -23,14 +23,13 @@ Rules (kernel 6.18, block/blk-mq.c and block/blk-merge.c):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
+from .._record import record, replace
 from .bio import Bio, Phys
 from .limits import SECTOR_SIZE, QueueLimits
 from .split import Split
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tail:
     """The request at the tail of the plug, as far as merging cares."""
 

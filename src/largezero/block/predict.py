@@ -12,8 +12,7 @@ Each step is priced by the rule of the kernel path it takes::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from .._record import field, record
 from ..kconfig import persistent_huge_zero_folio
 from .limits import SECTOR_SIZE, QueueLimits
 from .model import Counts, SourceResult, direct_calls, model_kernel
@@ -21,7 +20,7 @@ from .plan import BLOCK, EdgeStep, OffloadStep, TargetFacts, ZeroOptions, ZeroPl
 from .sources import ZeroSource, make_source
 
 
-@dataclass
+@record
 class Prediction:
     counts: Counts | None
     source: str

@@ -19,7 +19,8 @@ PAGE_SIZE / 8 entries, so 2 MiB for 4 KiB pages, 32 MiB for 16 KiB and 512 MiB f
 from __future__ import annotations
 
 import mmap
-from dataclasses import dataclass
+
+from .._record import record
 
 SOURCE_NAMES = ("zero-page", "huge-zero-folio", "rfc-static-2m", "allocated")
 RFC_STATIC_SIZE = 2 << 20
@@ -31,7 +32,7 @@ def pmd_size_for(page_size: int) -> int:
     return page_size * (page_size // 8)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ZeroSource:
     """One zero source as the model sees it.
 

@@ -22,13 +22,13 @@ with the same phase inside a run of identical bvecs is fast-forwarded.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
+from .._record import record
 from .bio import Bio, BvecRun, Phys
 from .limits import SECTOR_SIZE, QueueLimits
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Piece:
     """One request-sized piece of a bio."""
 
@@ -38,7 +38,7 @@ class Piece:
     last_end: Phys
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Split:
     """What bio_split_rw() makes of one bio: ``pieces`` requests' worth, ``segments`` in all.
 
@@ -126,7 +126,7 @@ def bvec_split_segs(offset: int, length: int, seg_room: int, byte_room: int,
     return n, total, take > 0 or length > byte_room
 
 
-@dataclass
+@record
 class _Walk:
     """Position in a bio: bvec ``j`` of run ``r``, ``d`` bytes into it."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from .._record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DiskStat:
     read_ios: int
     read_merges: int

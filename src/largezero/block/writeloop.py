@@ -8,11 +8,14 @@ carries the exact prefix known written and the span the failed call may also hav
 from __future__ import annotations
 
 import errno
-import threading
 from collections.abc import Callable, Sequence
 
 from .. import syscalls
 from ..errors import Interrupted, ZeroingError
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
 
 Progress = Callable[[int], None]
 
@@ -25,7 +28,7 @@ class Job:
     """
 
     def __init__(self, name: str, offset: int, length: int, *, method: str = "",
-                 progress: Progress | None = None, cancel: threading.Event | None = None,
+                 progress: Progress | None = None, cancel: Cancel | None = None,
                  noun: str = "zero") -> None:
         self.name = name
         self.offset = offset

@@ -10,10 +10,9 @@ written once. ``method`` mirrors the kernel's flags: ``offload`` is BLKDEV_ZERO_
 from __future__ import annotations
 
 import os
-import threading
 import time
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..errors import TargetError, Unsupported, UsageError, ZeroingError
 from ..mm import ZeroBuffer, zero_buffer_for, zero_page
 from ..targets import BLOCK, Target, open_target
@@ -26,6 +25,7 @@ from .writeloop import Job, Progress, fdatasync
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
+    from ..cancel import Cancel
     from .stat import DiskStat
 
 BACKINGS = ("auto", "huge-zero-folio", "zero-page", "allocated")
@@ -34,7 +34,7 @@ __all__ = ["BACKINGS", "METHODS", "ZeroResult", "check_range", "offload_mechanis
            "zero_range"]
 
 
-@dataclass
+@record
 class ZeroResult:
     target: str
     kind: str
@@ -171,7 +171,7 @@ def zero_range(
     call_size: int | None = None,
     iov_len: int | None = None,
     progress: Progress | None = None,
-    cancel: threading.Event | None = None,
+    cancel: Cancel | None = None,
 ) -> ZeroResult:
     """Zero [offset, offset+length) of a regular file or block device; never a byte outside it.
 

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from types import FrameType
 
+from ..cancel import Flag
 from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH, LargezeroError, TargetError, UsageError
 from ..targets import Target, opened
 from ..units import format_size
 from ..verify import DirectUnsupported, ShortRead, VerifyResult, check_zero
-from .common import print_json, size_arg
+from .common import StopOnSignals, print_json, size_arg
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from typing import Any
+
+    from ..cancel import Cancel
 
 
 def register(sub: Any) -> None:
@@ -42,7 +40,7 @@ class VerifyFailed(LargezeroError):
 
 
 def verify_target(tgt: Target, offset: int, length: int | None, *, direct: bool = False,
-                  cancel: threading.Event | None = None) -> tuple[VerifyResult, float]:
+                  cancel: Cancel | None = None) -> tuple[VerifyResult, float]:
     """Check a range of an opened target; raises UsageError for a range past its end,
     TargetError when ``direct`` is impossible, VerifyInterrupted when ``cancel`` is set."""
     size = tgt.refresh_size()
@@ -91,24 +89,9 @@ def to_dict(name: str, r: VerifyResult, seconds: float) -> dict[str, object]:
     }
 
 
-@contextlib.contextmanager
-def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``cancel``; check_zero sees it within ~100 ms and stops with exit 130."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        cancel.set()
-
-    saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, old in saved.items():
-            signal.signal(s, old)
-
-
 def run(args: argparse.Namespace) -> int:
-    cancel = threading.Event()
-    with _cancel_on_signals(cancel), opened(args.target, writable=False) as tgt:
+    cancel = Flag()
+    with StopOnSignals(cancel), opened(args.target, writable=False) as tgt:
         result, seconds = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel)
     if args.json:
         print_json(to_dict(args.target, result, seconds))

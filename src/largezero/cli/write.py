@@ -22,6 +22,10 @@ from ..targets import BLOCK
 from ..units import MAX_SIZE, format_size
 from .common import print_json, size_arg
 
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
+
 # Standard input is read and written this much at a time (rounded to the block size).
 CHUNK = 16 << 20
 # ``what`` of the error for data running past the end of a device: nothing to resume.
@@ -84,7 +88,7 @@ def _stop_on_signals(cancel: threading.Event) -> Iterator[int | None]:
 class _Input:
     """Standard input, read to fill each chunk; counts what it consumed for the resume line."""
 
-    def __init__(self, fd: int, wake: int | None, cancel: threading.Event) -> None:
+    def __init__(self, fd: int, wake: int | None, cancel: Cancel) -> None:
         self.fd = fd
         self.cancel = cancel
         self.consumed = 0
@@ -201,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace, writer: DirectWriter, source: _Input, total: WriteResult,
-          cancel: threading.Event) -> None:
+          cancel: Cancel) -> None:
     tgt, offset = writer.target, args.offset
     # Chunks meet on block boundaries, so only the first head and the last tail can be partial.
     unit = max(writer.block_size, writer.granule)

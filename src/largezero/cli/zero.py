@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
 
 from ..block.options import check_exclusive, given_options
 from ..block.zeroout import BACKINGS, METHODS, ZeroResult, check_range, plan_job, zero_range
+from ..cancel import Flag
 from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -23,12 +20,15 @@ from ..errors import (
     ZeroingError,
 )
 from ..targets import Target, open_target, opened
-from .common import print_json, say, size_arg
+from .common import StopOnSignals, print_json, say, size_arg
 from .zero_report import describe_plan, predicted, resolved, result_dict, resume_command, summary
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from ..cancel import Cancel
 
 USAGE_EXAMPLES = """\
 examples:
@@ -77,26 +77,6 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (a list for several targets)")
     p.add_argument("-v", "--verbose", action="store_true", help="print the plan and why each choice was made")
     p.set_defaults(func=run)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM stop the job at the next write boundary (BLKDEV_ZERO_KILLABLE)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: object) -> None:
-        cancel.set()
-
-    for s in previous:
-        signal.signal(s, handler)
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -168,7 +148,7 @@ class _Job:
         # The bar and the resume command need the job's size up front.
         self.total = check_range(self.tgt, a.offset, a.length, a.extend or self.created)
 
-    def zero(self, cancel: threading.Event, bar: Callable[[int], None] | None) -> None:
+    def zero(self, cancel: Cancel, bar: Callable[[int], None] | None) -> None:
         a, tgt = self.args, self.tgt
         assert tgt is not None
         try:
@@ -199,7 +179,7 @@ class _Job:
         if a.verify:
             self._verify(cancel)
 
-    def _verify(self, cancel: threading.Event) -> None:
+    def _verify(self, cancel: Cancel) -> None:
         from .verify import verify_target
 
         r = self.result
@@ -254,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         return _dry_run(args)
     from .progress import progress_display
 
-    cancel = threading.Event()
+    cancel = Flag()
     jobs = [_Job(args, t) for t in args.targets]
     try:
         for job in jobs:
@@ -265,19 +245,30 @@ def run(args: argparse.Namespace) -> int:
                 job.close()
                 job.tgt = None
         ready = [j for j in jobs if j.tgt is not None]
-        with _stop_on_signals(cancel), \
+        with StopOnSignals(cancel), \
                 progress_display([(f"zeroing {j.target}", j.total) for j in ready], not args.json) as bars:
-            workers = [threading.Thread(target=j.zero, args=(cancel, bars[i] if bars else None))
-                       for i, j in enumerate(ready)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                while w.is_alive():
-                    w.join(0.1)  # short joins keep the main thread responsive to signals
+            if len(ready) == 1:
+                # One target runs here: the handlers only set the flag, which the job polls at
+                # every call, so a thread would add nothing but its start-up.
+                ready[0].zero(cancel, bars[0] if bars else None)
+            else:
+                _zero_together(ready, cancel, bars)
     finally:
         for job in jobs:
             job.close()
     return _report(args, jobs)
+
+
+def _zero_together(jobs: list[_Job], cancel: Flag, bars: list[Callable[[int], None]] | None) -> None:
+    """Several targets at once, one thread each (the writes drop the GIL)."""
+    import threading
+
+    workers = [threading.Thread(target=j.zero, args=(cancel, bars[i] if bars else None)) for i, j in enumerate(jobs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        while w.is_alive():
+            w.join(0.1)  # short joins keep the main thread responsive to signals
 
 
 def _report(args: argparse.Namespace, jobs: list[_Job]) -> int:
@@ -305,8 +296,10 @@ def _report(args: argparse.Namespace, jobs: list[_Job]) -> int:
                 v = checked[0]
                 line += (f"; verified zero ({v.bytes_read} bytes read{' O_DIRECT' if v.direct else ''}, "
                          f"{v.bytes_skipped} skipped as holes, {checked[1]:.3f} s)")
-            with contextlib.suppress(BrokenPipeError):  # the reader went away: the job's status stands
+            try:
                 print(line)
+            except BrokenPipeError:  # the reader went away: the job's status stands
+                pass
     if args.json:
         out = [result_dict(job.target, job.result, job.checked) for job in jobs]
         print_json(out[0] if len(out) == 1 else out)

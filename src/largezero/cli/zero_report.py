@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 
 from ..block.plan import EdgeStep, OffloadStep, ZeroPlan
 from ..block.zeroout import ZeroResult
@@ -42,6 +41,8 @@ def resume_command(args: argparse.Namespace, target: str, stopped: int, remainin
         argv += ["--iov-size", str(args.iov_size)]
     if args.checkpoint is not None:
         argv += ["--checkpoint", f"{args.checkpoint:g}"]
+    import shlex  # here: only a failure or a checkpoint prints a command
+
     return shlex.join([*argv, "--", target])
 
 

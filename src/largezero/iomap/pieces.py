@@ -18,14 +18,13 @@ file's filesystem block when larger)):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from .._record import record
 from ..mm import ZeroBuffer
 
 ZERO, DATA, CACHE = "zero", "data", "cache"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Piece:
     start: int
     end: int

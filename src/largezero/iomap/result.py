@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from .._record import field, record
 from ..errors import ZeroingError
 from ..mm import ZeroBuffer
 
@@ -16,7 +15,7 @@ ZEROED = "zero"  # explicit large block over a hole / unwritten extent: padded f
 DirectWriteError = ZeroingError
 
 
-@dataclass
+@record
 class WriteResult:
     """What one write (or several, after :meth:`add`) did."""
 

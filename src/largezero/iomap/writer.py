@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import threading
 import time
 from collections.abc import Iterator
 
@@ -35,6 +34,10 @@ from .mapping import known_zero
 from .memory import DEFAULT_BOUNCE_SIZE, BouncePool
 from .pieces import CACHE, DATA, ZERO, Piece, iomap_dio_zero, plan_pieces, round_down, round_up
 from .result import ALIGNED, CACHED, ZEROED, WriteResult
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
 
 ReadableBuffer = bytes | bytearray | memoryview | mmap.mmap
 
@@ -105,7 +108,7 @@ class DirectWriter:
 
     # -- public ----------------------------------------------------------------------------
 
-    def write(self, data: ReadableBuffer, offset: int, *, cancel: threading.Event | None = None) -> WriteResult:
+    def write(self, data: ReadableBuffer, offset: int, *, cancel: Cancel | None = None) -> WriteResult:
         """Write ``data`` at ``offset``; returns what it took. Raises UsageError / ZeroingError
         (``Interrupted`` when ``cancel`` is set: checked before every write call)."""
         try:
@@ -118,7 +121,7 @@ class DirectWriter:
             view = view.cast("B")
         return self._iomap_dio_rw(offset, len(view), view, cancel)
 
-    def zero(self, offset: int, length: int, *, cancel: threading.Event | None = None) -> WriteResult:
+    def zero(self, offset: int, length: int, *, cancel: Cancel | None = None) -> WriteResult:
         """Zero [offset, offset+length) by the same rules, from the shared zero buffer."""
         return self._iomap_dio_rw(offset, length, None, cancel)
 
@@ -163,7 +166,7 @@ class DirectWriter:
                              f"(ends at byte {offset + length}, device has {tgt.size} bytes)")
 
     def _iomap_dio_rw(self, offset: int, length: int, data: memoryview | None,
-                      cancel: threading.Event | None) -> WriteResult:
+                      cancel: Cancel | None) -> WriteResult:
         self._check(offset, length)
         tgt, c = self.target, self.granule
         result = WriteResult(tgt.name, tgt.kind, self.direct, offset, length, self.block_size, self.align,
@@ -285,7 +288,7 @@ class DirectWriter:
 
 def write_direct(target: str | os.PathLike[str] | int | Target, data: ReadableBuffer, offset: int, *,
                  block_size: int | None = None, direct: bool = True, force: bool = False,
-                 cancel: threading.Event | None = None) -> WriteResult:
+                 cancel: Cancel | None = None) -> WriteResult:
     """One write with a short-lived writer: ``DirectWriter(target, ...).write(data, offset)``."""
     with DirectWriter(target, block_size=block_size, direct=direct, force=force) as writer:
         return writer.write(data, offset, cancel=cancel)

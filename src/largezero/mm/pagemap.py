@@ -6,7 +6,8 @@ PFNs are only visible with CAP_SYS_ADMIN; without it the backing is reported as 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from .._record import record
 
 PAGEMAP_PRESENT = 1 << 63
 PFN_MASK = (1 << 55) - 1
@@ -14,7 +15,7 @@ KPF_THP = 22
 KPF_ZERO_PAGE = 24
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Observed:
     backing: str  # huge-zero-folio | zero-page | allocated | unknown
     contiguous_bytes: int  # longest run of physically consecutive pages, 0 when unknown
@@ -51,27 +52,28 @@ def _flags(pfn: int) -> int | None:
 
 
 def resident_bytes(address: int, size: int) -> int:
-    """Sum of smaps Rss over the VMAs that overlap [address, address+size)."""
-    total = 0
-    inside = False
+    """Sum of smaps Rss over the VMAs that overlap [address, address+size), -1 when unreadable."""
     try:
         with open("/proc/self/smaps") as f:
-            for line in f:
-                head = line.split(" ", 1)[0]
-                if "-" in head and ":" not in head:
-                    lo, hi = (int(x, 16) for x in head.split("-"))
-                    inside = lo < address + size and hi > address
-                elif inside and line.startswith("Rss:"):
-                    total += int(line.split()[1]) * 1024
+            text = f.read()
     except OSError:
         return -1
+    import re  # argparse has loaded it already; a scan of the VMA headers beats splitting every line
+
+    total = 0
+    for vma in re.finditer(r"^([0-9a-f]+)-([0-9a-f]+) ", text, re.MULTILINE):
+        if int(vma[1], 16) < address + size and int(vma[2], 16) > address:
+            at = text.find("\nRss:", vma.end())
+            if at >= 0:
+                total += int(text[at + 5 : text.index("kB", at)]) * 1024
     return total
 
 
-def observe(address: int, size: int, page: int) -> Observed:
-    """Classify the backing of a mapped, already faulted range."""
+def observe(address: int, size: int, page: int, with_rss: bool = True) -> Observed:
+    """Classify the backing of a mapped, already faulted range (``rss_bytes`` is -1 unless
+    ``with_rss``: the smaps walk costs more than the rest together)."""
     pages = size // page
-    rss = resident_bytes(address, size)
+    rss = resident_bytes(address, size) if with_rss else -1
     pfns = _pfns(address, pages, page)
     if pfns is None:
         return Observed("unknown", 0, 0, rss)

@@ -18,16 +18,16 @@ static 2 MiB page costs).
 
 from __future__ import annotations
 
+import _thread  # threading.Lock is _thread.allocate_lock; threading itself costs 1.5 ms of start-up
 import ctypes
 import enum
 import mmap
 import os
-import threading
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..syscalls import buffer_address
 from ..syscalls import libc as _libc
-from .pagemap import observe
+from .pagemap import observe, resident_bytes
 
 _THP = "/sys/kernel/mm/transparent_hugepage"
 ENV_SWITCH = "LARGEZERO_LARGE_PAGE"
@@ -40,7 +40,7 @@ class Backing(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ZeroBuffer:
     """A read-only buffer of zeros and what backs it.
 
@@ -55,8 +55,13 @@ class ZeroBuffer:
     requested: str  # the backing asked for
     backing: str  # the backing observed (Backing value), "unknown" without privileges
     contiguous_bytes: int  # physically contiguous run, 0 when it cannot be observed
-    rss_bytes: int  # resident memory this mapping costs, -1 when unreadable
     reason: str | None = None  # why this is not the huge zero folio, when it is not
+
+    @property
+    def rss_bytes(self) -> int:
+        """Resident memory this mapping costs (smaps Rss), -1 when unreadable. Read when asked:
+        walking smaps costs milliseconds, and a job that only offloads never needs it."""
+        return resident_bytes(self.address, self.size)
 
     def iovecs(self, length: int, iov_len: int | None = None) -> list[memoryview]:
         """iovecs of ``length`` zero bytes, each the first ``iov_len`` bytes (default: all) of
@@ -158,7 +163,7 @@ def _fault_in(view: memoryview, page: int) -> None:
 # Keep every mapping alive for the life of the process: nothing may unmap a buffer whose
 # memoryview a concurrent writer still holds.
 _mappings: list[mmap.mmap] = []
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _zero_page: ZeroBuffer | None = None
 _large: dict[str, ZeroBuffer] = {}
 _large_failures: dict[str, str] = {}
@@ -170,9 +175,8 @@ def _make_zero_page() -> ZeroBuffer:
     _mappings.append(mapping)
     view = memoryview(mapping)[skip : skip + page].toreadonly()
     _fault_in(view, page)
-    seen = observe(address, page, page)
-    return ZeroBuffer("ZERO_PAGE", view, page, address, Backing.ZERO_PAGE, seen.backing,
-                      seen.contiguous_bytes, seen.rss_bytes)
+    seen = observe(address, page, page, with_rss=False)
+    return ZeroBuffer("ZERO_PAGE", view, page, address, Backing.ZERO_PAGE, seen.backing, seen.contiguous_bytes)
 
 
 def _make_large(backing: str, size: int) -> ZeroBuffer:
@@ -191,12 +195,11 @@ def _make_large(backing: str, size: int) -> ZeroBuffer:
             raise OSError(ctypes.get_errno(), "mprotect failed")
     view = window.toreadonly()
     _fault_in(view, page)
-    seen = observe(address, size, page)
+    seen = observe(address, size, page, with_rss=False)
     reason = None
     if backing == Backing.HUGE_ZERO_FOLIO and seen.backing not in (Backing.HUGE_ZERO_FOLIO, Backing.UNKNOWN):
         reason = f"huge zero folio not obtained, mapping is backed by {seen.backing}"
-    return ZeroBuffer("LARGE_ZERO_PAGE", view, size, address, backing, seen.backing,
-                      seen.contiguous_bytes, seen.rss_bytes, reason)
+    return ZeroBuffer("LARGE_ZERO_PAGE", view, size, address, backing, seen.backing, seen.contiguous_bytes, reason)
 
 
 def zero_page() -> ZeroBuffer:
@@ -259,7 +262,7 @@ def largest_zero_buffer(enabled: bool | None = None, backing: str = Backing.HUGE
         why = _large_failures.get(Backing(backing), "unavailable")
     small = zero_page()
     return ZeroBuffer(small.name, small.view, small.size, small.address, small.requested, small.backing,
-                      small.contiguous_bytes, small.rss_bytes, why)
+                      small.contiguous_bytes, why)
 
 
 def zero_buffer_for(direct: bool, backing: str = "auto", enabled: bool | None = None) -> ZeroBuffer:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import threading
 import time
 from collections.abc import Iterator
 
@@ -29,6 +28,10 @@ from ..syscalls import (
 )
 from .outputs import open_sink
 from .result import StreamResult, rss_growth, rss_mark
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
 
 FIEMAP_WINDOW = 1 << 30  # extents are asked for window by window: memory stays bounded
 Segment = tuple[int, int, bool]  # (offset, length, zero)
@@ -132,7 +135,7 @@ def _open_source(src: str | os.PathLike[str] | int) -> tuple[int, bool, str]:
 
 
 def stream_file(src: str | os.PathLike[str] | int, fd: int, offset: int = 0, length: int | None = None, *,
-                cancel: threading.Event | None = None, result: StreamResult | None = None,
+                cancel: Cancel | None = None, result: StreamResult | None = None,
                 name: str | None = None) -> StreamResult:
     """Write bytes [offset, offset+length) of ``src`` (a path or an open fd) to ``fd``.
 

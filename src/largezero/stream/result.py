@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..errors import Interrupted
 
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
 
-@dataclass
+
+@record
 class StreamResult:
     """Filled in while the stream runs, so a caller interrupted part way still knows the count."""
 
@@ -64,7 +67,7 @@ class StreamResult:
         }
 
 
-def check_cancel(cancel: threading.Event | None, result: StreamResult) -> None:
+def check_cancel(cancel: Cancel | None, result: StreamResult) -> None:
     """A set cancel event stops the stream between two calls, like zero_range's KILLABLE."""
     if cancel is not None and cancel.is_set():
         raise Interrupted(f"{result.target}: interrupted after {result.bytes} bytes",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import threading
 
 from .. import syscalls
 from ..block.plan import MAX_RW_COUNT
@@ -25,13 +24,17 @@ from .calls import wait_writable
 from .result import StreamResult, check_cancel
 from .sinks import BLOCK, FILE, Sink
 
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
+
 
 class SeekableSink(Sink):
     """Shared by files and block devices: explicit offsets, the position settled at the end."""
 
     kind = BLOCK
 
-    def __init__(self, fd: int, result: StreamResult, cancel: threading.Event | None) -> None:
+    def __init__(self, fd: int, result: StreamResult, cancel: Cancel | None) -> None:
         super().__init__(fd, result, cancel)
         self.append = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
         self.pos = os.fstat(fd).st_size if self.append else os.lseek(fd, 0, os.SEEK_CUR)

@@ -14,7 +14,6 @@ import fcntl
 import os
 import socket
 import stat
-import threading
 from collections.abc import Callable
 
 from .. import syscalls
@@ -23,6 +22,10 @@ from ..mm import ZeroBuffer, zero_buffer_for
 from . import calls
 from .calls import REFUSED, SPLICE_F_MORE, SPLICE_F_NONBLOCK, fd_key, is_refused, remember_refusal, wait_writable
 from .result import StreamResult, check_cancel
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
 
 PIPE, SOCKET, FILE, BLOCK, TTY, OTHER = "pipe", "socket", "file", "block", "tty", "other"
 PIPE_TARGET = 1 << 20  # grow a pipe to 1 MiB (the default pipe-max-size): 16x fewer wake-ups
@@ -66,7 +69,7 @@ class Sink:
 
     kind = OTHER
 
-    def __init__(self, fd: int, result: StreamResult, cancel: threading.Event | None) -> None:
+    def __init__(self, fd: int, result: StreamResult, cancel: Cancel | None) -> None:
         self.fd = fd
         self.result = result
         self.cancel = cancel
@@ -195,7 +198,7 @@ class PipeSink(Sink):
 
     kind = PIPE
 
-    def __init__(self, fd: int, result: StreamResult, cancel: threading.Event | None) -> None:
+    def __init__(self, fd: int, result: StreamResult, cancel: Cancel | None) -> None:
         super().__init__(fd, result, cancel)
         self.capacity = grow_pipe(fd)
         self.vbuf = zero_buffer_for(True)
@@ -242,7 +245,7 @@ class SocketSink(Sink):
 
     kind = SOCKET
 
-    def __init__(self, fd: int, result: StreamResult, cancel: threading.Event | None) -> None:
+    def __init__(self, fd: int, result: StreamResult, cancel: Cancel | None) -> None:
         super().__init__(fd, result, cancel)
         self._pipe: tuple[int, int] | None = None
         self._capacity = 0

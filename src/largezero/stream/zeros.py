@@ -3,7 +3,6 @@ through user space where the output allows it: the zero_iter()/rxperf counterpar
 
 from __future__ import annotations
 
-import threading
 import time
 
 from ..errors import UsageError
@@ -13,6 +12,10 @@ from .result import StreamResult, rss_growth, rss_mark
 from .seekable import SeekableSink
 from .sinks import FILE
 
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from ..cancel import Cancel
+
 # An endless stream goes out in slices so a set cancel event is seen between them.
 ENDLESS_SLICE = 1 << 30
 
@@ -21,7 +24,7 @@ def _device_left(sink: SeekableSink) -> int:
     return max(0, ioctl_int(sink.fd, BLKGETSIZE64, "Q") - sink.pos)
 
 
-def zero_stream(fd: int, length: int | None = None, *, cancel: threading.Event | None = None,
+def zero_stream(fd: int, length: int | None = None, *, cancel: Cancel | None = None,
                 result: StreamResult | None = None, name: str | None = None) -> StreamResult:
     """Write ``length`` zero bytes to ``fd`` (None: until the reader goes away or Ctrl-C).
 

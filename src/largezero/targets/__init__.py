@@ -6,15 +6,13 @@ target and whether it is safe to write; it zeroes nothing itself.
 
 from __future__ import annotations
 
-import contextlib
+import _thread  # threading.Lock is _thread.allocate_lock; threading itself costs 1.5 ms of start-up
 import errno
 import fcntl
 import os
 import stat
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..errors import TargetError, UsageError
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
 from .fsinfo import max_file_size as _max_file_size
@@ -32,10 +30,10 @@ BLKROGET = 0x125E  # <linux/fs.h>: is the device read-only
 # What a target said it does not support, remembered per inode (files) or device number
 # (block devices) for the life of the process, as shutil remembers per-file fast-copy failures.
 _unsupported: dict[tuple[str, int, int], set[str]] = {}
-_unsupported_lock = threading.Lock()
+_unsupported_lock = _thread.allocate_lock()
 
 
-@dataclass
+@record
 class Target:
     """An opened target. ``fd`` is buffered; ``direct_fd()`` opens an O_DIRECT twin on demand."""
 
@@ -140,7 +138,14 @@ class Target:
             os.close(self._direct_fd)
             self._direct_fd = None
         if self.owns_fd:
+            self.owns_fd = False  # closing twice must never close a descriptor reused since
             os.close(self.fd)
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def in_use(self) -> str | None:
         """Why zeroing this target would destroy something in use, naming what holds it, or None.
@@ -315,8 +320,10 @@ def open_target(
 def _in_use_message(name: str, is_block: bool, why: str) -> str:
     """'disk.img backs /dev/loop3, mounted on /srv: ...'; 'fd 5 (/srv/disk.img) ...' for an fd."""
     if name.isdigit():
-        with contextlib.suppress(OSError):
+        try:
             name = f"fd {name} ({os.readlink(f'/proc/self/fd/{name}')})"
+        except OSError:
+            pass
     if is_block:
         return f"{name}: device is in use ({why}); use --force to override"
     if "pseudo-filesystem" in why:
@@ -394,13 +401,9 @@ def _opened_for_writing(fd: int) -> bool:
     return mode in (os.O_WRONLY, os.O_RDWR)
 
 
-@contextlib.contextmanager
-def opened(target: str | os.PathLike[str] | int, **kwargs: bool) -> Iterator[Target]:
-    t = open_target(target, **kwargs)
-    try:
-        yield t
-    finally:
-        t.close()
+def opened(target: str | os.PathLike[str] | int, **kwargs: bool) -> Target:
+    """``open_target()`` for a ``with`` block, which closes it (a Target is its own context)."""
+    return open_target(target, **kwargs)
 
 
 def __getattr__(name: str) -> object:

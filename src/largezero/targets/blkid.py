@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
+
+from .._record import record
 
 BLKID_SUBLKS_TYPE = 1 << 5
 BLKID_SUBLKS_USAGE = 1 << 7
@@ -26,7 +27,7 @@ BLKID_PARTS_FORCE_GPT = 1 << 1
 BLKID_PARTS_MAGIC = 1 << 3
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Signature:
     type: str  # libblkid's name: ext4, vfat, swap, LVM2_member, crypto_LUKS, dos, gpt, sun
     offset: int | None  # of the magic, in bytes from the start of the device; None when unknown

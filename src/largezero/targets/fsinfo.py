@@ -8,12 +8,10 @@ file's st_dev, never by comparing path strings.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import fcntl
 import os
-import resource
 import struct
 
 from .. import syscalls
@@ -85,12 +83,15 @@ def _unescape(field: str) -> str:
 def mount_of(st_dev: int) -> tuple[str, str, str] | None:
     """(mount point, fstype, source) of the filesystem with this st_dev, from mountinfo."""
     wanted = f"{os.major(st_dev)}:{os.minor(st_dev)}"
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            parts, rest = left.split(), right.split()
-            if len(parts) > 4 and parts[2] == wanted and len(rest) >= 2:
-                return _unescape(parts[4]), rest[0], _unescape(rest[1])
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                parts, rest = left.split(), right.split()
+                if len(parts) > 4 and parts[2] == wanted and len(rest) >= 2:
+                    return _unescape(parts[4]), rest[0], _unescape(rest[1])
+    except OSError:
+        pass
     return None
 
 
@@ -98,11 +99,14 @@ def mounts_of_device(rdev: int) -> list[str]:
     """Every mount point of the block device rdev (a filesystem can be mounted many times)."""
     wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
     found: list[str] = []
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 4 and parts[2] == wanted:
-                found.append(_unescape(parts[4]))
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 4 and parts[2] == wanted:
+                    found.append(_unescape(parts[4]))
+    except OSError:
+        pass
     return found
 
 
@@ -136,8 +140,12 @@ def max_file_size(fd: int) -> int | None:
             except OSError:
                 hi = mid - 1
     finally:
-        with contextlib.suppress(OSError):
+        try:
             os.lseek(fd, saved, os.SEEK_SET)
+        except OSError:
+            pass
+    import resource  # here: only a range past the end asks, and every start would pay for it
+
     soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     if soft != resource.RLIM_INFINITY:
         lo = min(lo, soft)

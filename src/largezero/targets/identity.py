@@ -3,7 +3,6 @@ whether writes to it overwrite the medium in place."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from .fsinfo import copy_on_write, fs_magic, fs_name, mount_of
@@ -109,9 +108,11 @@ def target_copy_on_write(tgt: Target) -> str | None:
     # Only a regular file is opened (read-only, for statfs and FS_IOC_GETFLAGS): a loop over a
     # block device is that device's business, and we never open a device we did not attach.
     fd = None
-    with contextlib.suppress(OSError):
+    try:
         if os.path.isfile(backing):
             fd = os.open(backing, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        pass
     if fd is None:
         return None
     try:

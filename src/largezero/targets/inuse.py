@@ -8,7 +8,6 @@ the same file. Each answer names what holds the target, in the words of the refu
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
@@ -53,51 +52,64 @@ def _partitions(rdev: int) -> list[int]:
     """Device numbers of the partitions of a whole disk (none for a partition itself)."""
     base = f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
     found: list[int] = []
-    with contextlib.suppress(OSError):
+    try:
         for entry in os.scandir(base):
             if entry.is_dir() and os.path.exists(os.path.join(entry.path, "partition")):
                 part = _rdev_of(entry.path)
                 if part is not None:
                     found.append(part)
+    except OSError:
+        pass
     return found
 
 
 def _swap_entries() -> list[tuple[str, str]]:
     """(name, type) of every active swap area, from /proc/swaps (names escape space as \\040)."""
     out: list[tuple[str, str]] = []
-    with contextlib.suppress(OSError), open("/proc/swaps") as f:
-        for line in f.readlines()[1:]:
-            parts = line.split()
-            if len(parts) >= 2:
-                out.append((parts[0].replace("\\040", " ").removesuffix("(deleted)"), parts[1]))
+    try:
+        with open("/proc/swaps") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if len(parts) >= 2:
+                    out.append((parts[0].replace("\\040", " ").removesuffix("(deleted)"), parts[1]))
+    except OSError:
+        pass
     return out
 
 
 def _device_use(rdev: int) -> list[str]:
     """Mounts, holders and swap of exactly this device number."""
     why = [f"mounted on {m}" for m in mounts_of_device(rdev)]
-    with contextlib.suppress(OSError):
+    try:
         held = sorted(os.listdir(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/holders"))
         if held:
             why.append(f"held by {', '.join(held)}")
+    except OSError:
+        pass
     for name, kind in _swap_entries():
-        with contextlib.suppress(OSError):
+        try:
             if kind == "partition" and os.stat(name).st_rdev == rdev:
                 why.append("active swap")
+        except OSError:
+            pass
     return why
 
 
 def loop_devices() -> list[tuple[str, int, str]]:
     """(name, rdev, backing_file) of every attached loop device, from sysfs."""
     out: list[tuple[str, int, str]] = []
-    with contextlib.suppress(OSError):
+    try:
         for entry in sorted(os.listdir("/sys/block")):
             if not entry.startswith("loop"):
                 continue
             backing = _read(f"/sys/block/{entry}/loop/backing_file")
+            if backing is None:  # no loop/ directory: not attached
+                continue
             rdev = _rdev_of(f"/sys/block/{entry}")
-            if backing is not None and rdev is not None:  # no loop/ directory: not attached
+            if rdev is not None:
                 out.append((entry, rdev, backing))
+    except OSError:
+        pass
     return out
 
 
@@ -141,10 +153,12 @@ def loops_over_device(rdev: int) -> list[tuple[str, int]]:
     """Loop devices whose backing "file" is the block device rdev itself."""
     found: list[tuple[str, int]] = []
     for name, loop_rdev, backing in loop_devices():
-        with contextlib.suppress(OSError):
+        try:
             st = os.stat(backing)
             if stat.S_ISBLK(st.st_mode) and st.st_rdev == rdev:
                 found.append((name, loop_rdev))
+        except OSError:
+            pass
     return found
 
 
@@ -191,17 +205,23 @@ def _openers(rdev: int) -> list[str]:
     """'pid (comm)' of processes other than us with the device open (only asked after EBUSY)."""
     found: list[str] = []
     me = str(os.getpid())
-    with contextlib.suppress(OSError):
+    try:
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or pid == me:
                 continue
-            with contextlib.suppress(OSError):
+            try:
                 for fd in os.listdir(f"/proc/{pid}/fd"):
-                    with contextlib.suppress(OSError):
+                    try:
                         st = os.stat(f"/proc/{pid}/fd/{fd}")
                         if stat.S_ISBLK(st.st_mode) and st.st_rdev == rdev:
                             found.append(f"pid {pid} ({_read(f'/proc/{pid}/comm') or '?'})")
                             break
+                    except OSError:
+                        pass
+            except OSError:
+                pass
+    except OSError:
+        pass
     return found
 
 
@@ -215,8 +235,10 @@ def file_in_use(dev: int, ino: int, fd: int | None = None) -> str | None:
     for loop, loop_rdev in loops_over_file(dev, ino):
         why.append(f"backs /dev/{loop}{_uses_of_loop(loop_rdev)}")
     for name, kind in _swap_entries():
-        with contextlib.suppress(OSError):
+        try:
             st = os.stat(name)
             if kind == "file" and (st.st_dev, st.st_ino) == (dev, ino):
                 why.append("is an active swapfile")
+        except OSError:
+            pass
     return "; ".join(why) if why else None
