@@ -65,7 +65,7 @@ def test_zero_on_a_small_file_loads_no_bench_rich_or_matplotlib(tmp_path: os.Pat
 
 
 @pytest.mark.parametrize("argv", [["zero", "{path}", "-l", "4K"], ["info", "{path}"], ["verify", "{path}", "-l", "4K"]])
-def test_the_timed_commands_load_none_of_the_costly_standard_modules(tmp_path: os.PathLike[str], argv: list[str]) -> None:
+def test_timed_commands_load_none_of_the_costly_standard_modules(tmp_path: os.PathLike[str], argv: list[str]) -> None:
     path = os.path.join(os.fspath(tmp_path), "small.img")
     with open(path, "wb") as f:
         f.write(bytes(65536))
