@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -355,6 +356,18 @@ def test_startup_rows_cover_every_command_and_succeed() -> None:
             "largezero verify FILE -l 4K", "python -c pass (this venv)"} <= labels
     assert all(r.exit_code == 0 for r in rows), [(r.label, r.exit_code) for r in rows]
     assert "x" in render_startup(rows)
+
+
+def test_instruction_counts_are_repeatable_and_rank_commands() -> None:
+    from largezero.bench.startup import count_instructions
+
+    if not shutil.which("valgrind"):
+        pytest.skip("valgrind is not installed (make test installs it as root with apt-get)")
+    bare = [count_instructions([sys.executable, "-c", "pass"]) for _ in range(2)]
+    more = count_instructions([sys.executable, "-c", "import argparse"])
+    assert bare[0] and bare[1] and more
+    assert abs(bare[0] - bare[1]) / bare[0] < 0.02  # the point of counting: no drift with load
+    assert more > bare[0] * 1.2
 
 
 @requires_root

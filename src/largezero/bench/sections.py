@@ -34,7 +34,7 @@ def run_sections(sections: Sequence[str], quick: bool, workdir: str | None, repo
     if "startup" in sections:
         if progress:
             progress("start-up")
-        rows = measure_startup(rounds=11 if quick else 21, workdir=workdir)
+        rows = measure_startup(rounds=11 if quick else 21, workdir=workdir, instructions=not quick)
         report["startup"] = {"rows": [r.to_dict() for r in rows],
                              "import_costs_zero_ms": import_costs(["zero", "--help"], top=15)}
         texts.append(render_startup(rows))

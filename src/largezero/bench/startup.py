@@ -31,11 +31,12 @@ class StartupRow:
     min_ms: float
     rounds: int
     exit_code: int
+    instructions: int | None = None  # user-space instructions under callgrind, when counted
 
     def to_dict(self) -> dict[str, object]:
         return {"label": self.label, "argv": list(self.argv), "family": self.family,
                 "median_ms": round(self.median_ms, 2), "min_ms": round(self.min_ms, 2),
-                "rounds": self.rounds, "exit_code": self.exit_code}
+                "rounds": self.rounds, "exit_code": self.exit_code, "instructions": self.instructions}
 
 
 def largezero_argv() -> list[str]:
@@ -81,11 +82,28 @@ def _time_once(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[
     return time.perf_counter() - t0, done.returncode
 
 
-def measure_startup(rounds: int = 15, workdir: str | None = None, bytecode: bool = True) -> list[StartupRow]:
+def count_instructions(argv: Sequence[str], env: dict[str, str] | None = None) -> int | None:
+    """Instructions the command executes, from valgrind's callgrind: the same count on every run
+    whatever else the machine does, where wall time on a shared machine drifts by 2x in an hour.
+    None without valgrind."""
+    if not shutil.which("valgrind"):
+        return None
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          check=False, env=env)
+    for line in done.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1].strip())
+    return None
+
+
+def measure_startup(rounds: int = 15, workdir: str | None = None, bytecode: bool = True,
+                    instructions: bool = False) -> list[StartupRow]:
     """Median whole-process time of every command, rounds interleaved so drift hits all alike.
 
     ``bytecode``: as an installed package runs (see :func:`bytecode_env`); False: with this
-    process's environment as it is.
+    process's environment as it is. ``instructions``: also count each Python command's
+    instructions once under callgrind (about 3 s each).
     """
     with tempfile.TemporaryDirectory(prefix="largezero-startup-", dir=workdir) as tmp:
         path = os.path.join(tmp, "small.img")
@@ -102,8 +120,10 @@ def measure_startup(rounds: int = 15, workdir: str | None = None, bytecode: bool
             for i, (_, _, argv) in enumerate(cmds):
                 seconds, codes[i] = _time_once(argv, env)
                 times[i].append(seconds)
-    return [StartupRow(label, tuple(argv), family, statistics.median(t) * 1000, min(t) * 1000, rounds, code)
-            for (label, family, argv), t, code in zip(cmds, times, codes, strict=True)]
+        counts = [count_instructions(argv, env) if instructions and (family == "largezero" or "python" in label)
+                  else None for label, family, argv in cmds]
+    return [StartupRow(label, tuple(argv), family, statistics.median(t) * 1000, min(t) * 1000, rounds, code, n)
+            for (label, family, argv), t, code, n in zip(cmds, times, codes, counts, strict=True)]
 
 
 def import_costs(argv_tail: Sequence[str], top: int = 12) -> list[tuple[str, float]]:
@@ -126,11 +146,19 @@ def import_costs(argv_tail: Sequence[str], top: int = 12) -> list[tuple[str, flo
 
 
 def render_startup(rows: Sequence[StartupRow], bytecode: bool = True) -> str:
-    base = next((r.median_ms for r in rows if r.label.startswith("python -c")), None)
+    bare = next((r for r in rows if r.label.startswith("python -c")), None)
+    base = bare.median_ms if bare else None
     how = "bytecode cached, as installed" if bytecode else "this environment as it is"
     lines = [f"start-up, whole process ({how}; median ms; x = times bare python -c pass)"]
+    counted = bare is not None and bare.instructions is not None
+    if counted:
+        lines.append("  (instr: callgrind's count, the same on every run whatever the machine's load; ix: that\n"
+                     "   count over bare python's, so a command takes about ix times what python -c pass takes)")
     for r in rows:
         ratio = f"{r.median_ms / base:5.1f}x" if base else "   - "
         bad = "" if r.exit_code == 0 else f"  (exit {r.exit_code})"
-        lines.append(f"  {r.label:34} {r.median_ms:7.1f} ms  (min {r.min_ms:6.1f})  {ratio}{bad}")
+        extra = ""
+        if counted and r.instructions is not None and bare is not None and bare.instructions:
+            extra = f"  instr {r.instructions / 1e6:6.1f} M  {r.instructions / bare.instructions:4.2f}ix"
+        lines.append(f"  {r.label:34} {r.median_ms:7.1f} ms  (min {r.min_ms:6.1f})  {ratio}{extra}{bad}")
     return "\n".join(lines)
