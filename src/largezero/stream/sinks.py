@@ -31,6 +31,11 @@ PIPE, SOCKET, FILE, BLOCK, TTY, OTHER = "pipe", "socket", "file", "block", "tty"
 PIPE_TARGET = 1 << 20  # grow a pipe to 1 MiB (the default pipe-max-size): 16x fewer wake-ups
 COPY_CHUNK = 1 << 20  # the bounded buffer of the read-and-write fallback
 SEND_CHUNK = 64 << 20  # one vectored send: big enough to amortise, small enough to stop on Ctrl-C
+# Each vmsplice iovec is the first 256 KiB of LARGE_ZERO_PAGE, repeated. The reader copies out
+# of the pages the pipe references; a 256 KiB source stays in its L2 where all 2 MiB do not.
+# 8 GiB into `dd of=/dev/null bs=1M`, 5 runs each: 128-256 KiB 0.40-0.48 s, 1-2 MiB 0.52-0.73 s,
+# 16 KiB 1.1 s, 4 KiB 6.3 s (many iovecs per call cost more than the cache saves).
+VMSPLICE_IOV = 256 << 10
 
 
 def classify(fd: int) -> str:
@@ -203,9 +208,9 @@ class PipeSink(Sink):
         self.capacity = grow_pipe(fd)
         self.vbuf = zero_buffer_for(True)
         result.zero_buffer = describe_buffer(self.vbuf)
-        # One vmsplice fills the pipe at most, so ask for one pipe's worth: one iovec of LARGE_ZERO_PAGE.
+        # One vmsplice fills the pipe at most, so ask for one pipe's worth.
         self.chunk = self.capacity
-        self._vfull = self.vbuf.iovecs(self.chunk)
+        self._vfull = self.vbuf.iovecs(self.chunk, VMSPLICE_IOV)
         # vmsplice waits for room even on an O_NONBLOCK pipe unless told: a non-blocking
         # stdout gets EAGAIN and our poll, as write(2) would give it.
         self._vflags = SPLICE_F_NONBLOCK if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK else 0
@@ -215,7 +220,7 @@ class PipeSink(Sink):
         while left > 0 and self.usable("vmsplice"):
             check_cancel(self.cancel, self.result)
             want = min(left, self.chunk)
-            iov = self._vfull if want == self.chunk else self.vbuf.iovecs(want)
+            iov = self._vfull if want == self.chunk else self.vbuf.iovecs(want, VMSPLICE_IOV)
             try:
                 k = syscalls.ops.vmsplice(self.fd, iov, self._vflags)
             except BlockingIOError:
@@ -282,8 +287,8 @@ class SocketSink(Sink):
             if queued == 0:
                 try:
                     # The pipe is empty and ours: NONBLOCK so a miscount can never hang us.
-                    queued = syscalls.ops.vmsplice(w, self.vbuf.iovecs(min(left, self._capacity)),
-                                                SPLICE_F_NONBLOCK)
+                    queued = syscalls.ops.vmsplice(w, self.vbuf.iovecs(min(left, self._capacity), VMSPLICE_IOV),
+                                                   SPLICE_F_NONBLOCK)
                 except BlockingIOError:
                     wait_writable(w)
                     continue
