@@ -116,11 +116,12 @@ def _generic_init(cls: type, specs: list[Field], frozen: bool) -> Callable[..., 
     names = [spec.name for spec in specs]
     known = set(names)
     count = [0]
+    post_init = hasattr(cls, "__post_init__")  # decided here, as dataclasses does
 
     def __init__(self: object, *args: object, **kwargs: object) -> None:
         count[0] += 1
         if count[0] > COMPILE_AFTER:
-            init = _compile_init(specs, frozen, hasattr(cls, "__post_init__"), cls.__qualname__)
+            init = _compile_init(specs, frozen, post_init, cls.__qualname__)
             cls.__init__ = init  # type: ignore[misc]
             init(self, *args, **kwargs)
             return
@@ -143,8 +144,8 @@ def _generic_init(cls: type, specs: list[Field], frozen: bool) -> Callable[..., 
             else:
                 raise TypeError(f"{cls.__qualname__}() missing required argument {spec.name!r}")
         self.__dict__.update(values)  # the instance dict directly: frozen records too
-        if hasattr(self, "__post_init__"):
-            self.__post_init__()
+        if post_init:
+            self.__post_init__()  # type: ignore[attr-defined]
 
     return __init__
 
