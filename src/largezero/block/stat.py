@@ -34,12 +34,33 @@ def block_name(device: str) -> str:
     return os.path.basename(os.path.realpath(device)) if device.startswith("/") else device
 
 
-def read_stat(device: str) -> DiskStat:
-    """Counters of a whole block device or a partition, by name or /dev path."""
-    name = block_name(device)
-    path = f"/sys/class/block/{name}/stat"
+def _read_once(path: str) -> DiskStat:
     with open(path) as f:
         fields = [int(x) for x in f.read().split()]
     # Fields: read I/Os, read merges, read sectors, read ticks, write I/Os, write merges,
     # write sectors, write ticks, in_flight, ...
     return DiskStat(fields[0], fields[1], fields[2], fields[4], fields[5], fields[6], fields[8])
+
+
+# How long read_stat waits for the device's in-flight requests to be accounted.
+SETTLE_SECONDS = 0.25
+
+
+def read_stat(device: str, settle: bool = True) -> DiskStat:
+    """Counters of a whole block device or a partition, by name or /dev path.
+
+    ``settle``: wait (up to SETTLE_SECONDS) until no request is in flight. blk_mq_end_request()
+    completes the bios, which wakes the writer, before blk_account_io_done() counts the
+    request: read at once after a job, the last request can be missing from write_ios.
+    """
+    name = block_name(device)
+    path = f"/sys/class/block/{name}/stat"
+    stat = _read_once(path)
+    if settle and stat.in_flight:
+        import time
+
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while stat.in_flight and time.monotonic() < deadline:
+            time.sleep(0.0002)
+            stat = _read_once(path)
+    return stat
