@@ -107,23 +107,27 @@ def _one_job(dev: str, model: bytearray, rng: random.Random, stats: Stats) -> st
         zeroed = r.bytes_zeroed
         assert zeroed == length, what
         stats.done += 1
-    except Interrupted as err:
+    except ZeroingError as err:  # Interrupted included
         zeroed = err.bytes_zeroed
-        stats.interrupted += 1
-    except ZeroingError as err:
-        zeroed = err.bytes_zeroed
-        stats.failed += 1
-        # After an I/O error the bytes past the reported prefix are unknown *within the range*:
-        # each is its old value or zero (an offloaded middle before a failed unaligned head).
+        if isinstance(err, Interrupted):
+            stats.interrupted += 1
+            # Stopped at a boundary: only steps that finished out of order (an offloaded middle
+            # before its head) are zero past the prefix, and maybe_until bounds them.
+            reach = err.maybe_until or off + zeroed
+        else:
+            stats.failed += 1
+            # After an I/O error the bytes past the reported prefix are unknown *within the
+            # range*: each is its old value or zero.
+            reach = off + length
         now = _read_all(dev, len(model))
         step = 1 << 20
-        for lo in range(off + zeroed, off + length, step):
-            hi = min(lo + step, off + length)
+        for lo in range(off + zeroed, reach, step):
+            hi = min(lo + step, reach)
             if now[lo:hi] == model[lo:hi]:
                 continue
             for i in range(lo, hi):
                 if now[i] != model[i]:
-                    assert now[i] == 0, f"{what}: byte {i} changed to {now[i]} after an error"
+                    assert now[i] == 0, f"{what}: byte {i} changed to {now[i]} after {type(err).__name__}"
                     model[i] = 0
     except largezero.Unsupported:
         stats.unsupported += 1

@@ -76,8 +76,12 @@ class Job:
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
+            # Steps that finished out of order (an offloaded middle before its head) are zero
+            # past the prefix: the message names them, maybe_until bounds them.
+            reach = self.furthest
+            maybe = reach if reach > self.prefix_end else None
             raise self._error(Interrupted, f"{self.name}: interrupted at byte {self.prefix_end}; {self._state()}",
-                              None, None, "interrupted")
+                              maybe, None, "interrupted")
 
     def fail(self, err: OSError, what: str, maybe_until: int | None = None) -> ZeroingError:
         """The error for a call that failed; ``maybe_until``: how far that call may have written."""
@@ -88,9 +92,16 @@ class Job:
         return self._error(ZeroingError, f"{self.name}: {what} failed at byte {at}: {err.strerror or err} "
                            f"({method}{self._state(maybe)})", maybe, err.errno, what)
 
+    def beyond_prefix(self) -> list[tuple[int, int]]:
+        """The parts known written that do not join the prefix, in order."""
+        at = self.prefix_end
+        return [(lo, min(hi, self.end)) for lo, hi in self._done if lo > at and lo < self.end]
+
     def _state(self, maybe: int | None = None) -> str:
         at = self.prefix_end
         text = f"bytes {self.offset}..{at} are {self.noun}"
+        for lo, hi in self.beyond_prefix():
+            text += f", and so are bytes {lo}..{hi}"
         if maybe is not None and maybe > at:
             text += f"; bytes {at}..{maybe} may also be {self.noun}"
         return text + f"; resume with --offset {at} --length {self.end - at}"
