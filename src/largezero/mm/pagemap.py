@@ -33,9 +33,9 @@ def _pfns(address: int, pages: int, page: int) -> list[int] | None:
     if len(raw) != pages * 8:
         return None
     entries = struct.unpack(f"{pages}Q", raw)
-    if not all(e & PAGEMAP_PRESENT for e in entries):
-        return None
     pfns = [e & PFN_MASK for e in entries]
+    if min(entries) < PAGEMAP_PRESENT:  # a page not present (bit 63 clear)
+        return None
     if not any(pfns):
         return None  # not privileged: the kernel hides PFNs
     return pfns
@@ -79,8 +79,12 @@ def observe(address: int, size: int, page: int, with_rss: bool = True) -> Observ
         return Observed("unknown", 0, 0, rss)
     longest = run = 1
     for prev, cur in zip(pfns, pfns[1:], strict=False):
-        run = run + 1 if cur == prev + 1 else 1
-        longest = max(longest, run)
+        if cur == prev + 1:
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 1
     distinct = len(set(pfns))
     flags = _flags(pfns[0])
     is_zero = flags is not None and bool(flags >> KPF_ZERO_PAGE & 1)

@@ -152,11 +152,10 @@ def _aligned_mapping(size: int, align: int, writable: bool) -> tuple[mmap.mmap, 
 
 
 def _fault_in(view: memoryview, page: int) -> None:
-    # One read per page maps the zero page (or the huge zero folio) into every PTE/PMD.
-    total = 0
-    for i in range(0, len(view), page):
-        total += view[i]
-    if total:
+    # One read per page maps the zero page (or the huge zero folio) into every PTE/PMD; the
+    # strided copy reads the first byte of each page in C (a Python loop over 512 pages cost
+    # half a millisecond of every start).
+    if any(view[::page].tobytes()):
         raise RuntimeError("anonymous mapping read non-zero")
 
 
