@@ -14,13 +14,11 @@ at the end), and it is left after the last byte on exit, as a write(2) stream wo
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 
 from .. import syscalls
 from ..block.plan import MAX_RW_COUNT
-from .calls import wait_writable
 from .result import StreamResult, check_cancel
 from .sinks import BLOCK, FILE, Sink
 
@@ -56,20 +54,11 @@ class SeekableSink(Sink):
         self.zero_in_place(self.pos, n)
         self.pos += n
 
-    def put(self, data: memoryview) -> None:
-        while len(data):
-            check_cancel(self.cancel, self.result)
-            try:
-                k = (syscalls.ops.pwrite(self.fd, data, self.pos) if self._positional
-                     else syscalls.ops.write(self.fd, data))
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
-            if k <= 0:
-                raise OSError(errno.EIO, "write made no progress")
-            self.result.record("read+write", k, zeros=False)
-            self.pos += k
-            data = data[k:]
+    def write_some(self, data: memoryview) -> int:
+        """At the stream's own position (pwrite), or at the end under O_APPEND."""
+        k = syscalls.ops.pwrite(self.fd, data, self.pos) if self._positional else syscalls.ops.write(self.fd, data)
+        self.pos += max(k, 0)
+        return k
 
     def data(self, src: int, offset: int, n: int) -> int:
         """copy_file_range, else sendfile, at explicit offsets; else the bounded copy."""

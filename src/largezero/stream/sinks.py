@@ -25,6 +25,8 @@ from .result import StreamResult, check_cancel
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..cancel import Cancel
 
 PIPE, SOCKET, FILE, BLOCK, TTY, OTHER = "pipe", "socket", "file", "block", "tty", "other"
@@ -93,6 +95,16 @@ class Sink:
         remember_refusal(self.key, call)
         self.result.note(f"{call} refused ({err.strerror or err}); using {instead}")
 
+    def call(self, move: Callable[..., int], *args: Any, wait_fd: int | None = None) -> int:
+        """One output call, made again after EAGAIN once ``wait_fd`` (default: the output)
+        polls writable; Ctrl-C is checked before every try. Other errors are the caller's."""
+        while True:
+            check_cancel(self.cancel, self.result)
+            try:
+                return move(*args)
+            except BlockingIOError:
+                wait_writable(self.fd if wait_fd is None else wait_fd)
+
     def _writev_buffer(self) -> ZeroBuffer:
         if self._wbuf is None:
             # writev copies with the CPU: the 4 KiB zero page aliased over 2 MiB stays in L1.
@@ -108,14 +120,8 @@ class Sink:
         buf = self._writev_buffer()
         left = n
         while left > 0:
-            check_cancel(self.cancel, self.result)
             want = min(left, self._wcall)
-            iov = self._wfull if want == self._wcall else buf.iovecs(want)
-            try:
-                k = syscalls.ops.writev(self.fd, iov)
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
+            k = self.call(syscalls.ops.writev, self.fd, self._wfull if want == self._wcall else buf.iovecs(want))
             if k <= 0:
                 raise OSError(errno.EIO, "write made no progress")
             self.result.record("writev", k, zeros=True)
@@ -124,16 +130,15 @@ class Sink:
     def put(self, data: memoryview) -> None:
         """Write all of ``data`` at the output's position (streams: in order)."""
         while len(data):
-            check_cancel(self.cancel, self.result)
-            try:
-                k = syscalls.ops.write(self.fd, data)
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
+            k = self.call(self.write_some, data)
             if k <= 0:
                 raise OSError(errno.EIO, "write made no progress")
             self.result.record("read+write", k, zeros=False)
             data = data[k:]
+
+    def write_some(self, data: memoryview) -> int:
+        """One write of ``data`` at the output's position; returns the bytes written."""
+        return syscalls.ops.write(self.fd, data)
 
     def fast_data(self, call: str, instead: str, n: int, move: Callable[[int], int]) -> tuple[int, bool]:
         """Up to ``n`` bytes with the fast ``call`` while this output takes it: ``move(done)``
@@ -144,12 +149,8 @@ class Sink:
         """
         done = 0
         while done < n and self.usable(call):
-            check_cancel(self.cancel, self.result)
             try:
-                k = move(done)
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
+                k = self.call(move, done)
             except OSError as err:
                 if err.errno not in REFUSED:
                     raise
@@ -218,14 +219,10 @@ class PipeSink(Sink):
     def zeros(self, n: int) -> None:
         left = n
         while left > 0 and self.usable("vmsplice"):
-            check_cancel(self.cancel, self.result)
             want = min(left, self.chunk)
             iov = self._vfull if want == self.chunk else self.vbuf.iovecs(want, VMSPLICE_IOV)
             try:
-                k = syscalls.ops.vmsplice(self.fd, iov, self._vflags)
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
+                k = self.call(syscalls.ops.vmsplice, self.fd, iov, self._vflags)
             except OSError as err:
                 if err.errno not in REFUSED:
                     raise
@@ -283,15 +280,12 @@ class SocketSink(Sink):
         r, w = self._private_pipe()
         left, queued = n, 0
         while left > 0:
-            check_cancel(self.cancel, self.result)
             if queued == 0:
                 try:
                     # The pipe is empty and ours: NONBLOCK so a miscount can never hang us.
-                    queued = syscalls.ops.vmsplice(w, self.vbuf.iovecs(min(left, self._capacity), VMSPLICE_IOV),
-                                                   SPLICE_F_NONBLOCK)
-                except BlockingIOError:
-                    wait_writable(w)
-                    continue
+                    queued = self.call(syscalls.ops.vmsplice, w, self.vbuf.iovecs(min(left, self._capacity),
+                                                                                  VMSPLICE_IOV),
+                                       SPLICE_F_NONBLOCK, wait_fd=w)
                 except OSError as err:
                     if err.errno not in REFUSED:
                         raise
@@ -299,10 +293,8 @@ class SocketSink(Sink):
                     self._drop_pipe()
                     return left
             try:
-                k = syscalls.ops.splice(r, self.fd, queued, None, None, SPLICE_F_MORE if left > queued else 0)
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
+                k = self.call(syscalls.ops.splice, r, self.fd, queued, None, None,
+                              SPLICE_F_MORE if left > queued else 0)
             except OSError as err:
                 if err.errno not in REFUSED:
                     raise
@@ -323,12 +315,8 @@ class SocketSink(Sink):
         buf = self._writev_buffer()
         left = n
         while left > 0:
-            check_cancel(self.cancel, self.result)
             try:
-                k = syscalls.ops.sendmsg(self._sock, buf.iovecs(min(left, SEND_CHUNK)))
-            except BlockingIOError:
-                wait_writable(self.fd)
-                continue
+                k = self.call(syscalls.ops.sendmsg, self._sock, buf.iovecs(min(left, SEND_CHUNK)))
             except OSError as err:
                 if err.errno not in REFUSED:
                     raise
