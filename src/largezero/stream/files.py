@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import time
 from collections.abc import Iterator
 
 from .. import syscalls
@@ -26,8 +25,8 @@ from ..syscalls import (
     ioctl_int,
     is_unsupported,
 )
-from .outputs import open_sink
-from .result import StreamResult, rss_growth, rss_mark
+from .outputs import StreamOutput
+from .result import StreamResult
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -158,12 +157,9 @@ def stream_file(src: str | os.PathLike[str] | int, fd: int, offset: int = 0, len
         if offset > size:
             raise UsageError(f"{src_name}: offset {offset} is past the end ({size} bytes)")
         end = size if length is None else min(size, offset + length)
-        r = result if result is not None else StreamResult(name or f"fd {fd}", "")
-        r.source = src_name
-        mark = rss_mark()
-        started = time.perf_counter()
-        sink = open_sink(fd, r, cancel)
-        try:
+        output = StreamOutput(fd, cancel, result, name)
+        output.result.source = src_name
+        with output as sink:
             if end > offset:
                 os.posix_fadvise(src_fd, offset, end - offset, os.POSIX_FADV_SEQUENTIAL)
             for start, n, zero in _Layout(src_fd, is_block).segments(offset, end):
@@ -172,11 +168,7 @@ def stream_file(src: str | os.PathLike[str] | int, fd: int, offset: int = 0, len
                 elif sink.data(src_fd, start, n) < n:
                     break  # the input shrank while we read it: stop at its new end
             sink.finish()
-            return r
-        finally:
-            sink.close()
-            r.seconds = time.perf_counter() - started
-            r.rss_growth_bytes = rss_growth(mark)
+            return output.result
     finally:
         if owned:
             os.close(src_fd)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .result import StreamResult
+import time
+
+from .result import StreamResult, rss_growth, rss_mark
 from .seekable import FileSink, SeekableSink
 from .sinks import BLOCK, FILE, PIPE, SOCKET, TTY, PipeSink, Sink, SocketSink, classify
 
@@ -21,3 +23,24 @@ def open_sink(fd: int, result: StreamResult, cancel: Cancel | None = None) -> Si
     if kind == TTY:
         sink.kind = TTY
     return sink
+
+
+class StreamOutput:
+    """One stream's output for a ``with`` block, whose value is the sink for ``fd``. On the way
+    out, whatever happened, the sink is closed and the result gets its seconds and RSS growth."""
+
+    def __init__(self, fd: int, cancel: Cancel | None, result: StreamResult | None, name: str | None) -> None:
+        self.fd = fd
+        self.cancel = cancel
+        self.result = result if result is not None else StreamResult(name or f"fd {fd}", "")
+
+    def __enter__(self) -> Sink:
+        self._mark = rss_mark()
+        self._started = time.perf_counter()
+        self._sink = open_sink(self.fd, self.result, self.cancel)
+        return self._sink
+
+    def __exit__(self, *exc: object) -> None:
+        self._sink.close()
+        self.result.seconds = time.perf_counter() - self._started
+        self.result.rss_growth_bytes = rss_growth(self._mark)

@@ -3,12 +3,10 @@ through user space where the output allows it: the zero_iter()/rxperf counterpar
 
 from __future__ import annotations
 
-import time
-
 from ..errors import UsageError
 from ..syscalls import BLKGETSIZE64, ioctl_int
-from .outputs import open_sink
-from .result import StreamResult, rss_growth, rss_mark
+from .outputs import StreamOutput
+from .result import StreamResult
 from .seekable import SeekableSink
 from .sinks import FILE
 
@@ -35,11 +33,9 @@ def zero_stream(fd: int, length: int | None = None, *, cancel: Cancel | None = N
     """
     if length is not None and length < 0:
         raise UsageError(f"length {length} is negative")
-    r = result if result is not None else StreamResult(name or f"fd {fd}", "")
-    mark = rss_mark()
-    started = time.perf_counter()
-    sink = open_sink(fd, r, cancel)
-    try:
+    output = StreamOutput(fd, cancel, result, name)
+    r = output.result
+    with output as sink:
         if length is None and r.kind == FILE:
             raise UsageError(f"{r.target}: an endless stream of zeros into a regular file: give a length")
         if length is None and isinstance(sink, SeekableSink):
@@ -51,10 +47,6 @@ def zero_stream(fd: int, length: int | None = None, *, cancel: Cancel | None = N
             sink.zeros(length)
         sink.finish()
         return r
-    finally:
-        sink.close()
-        r.seconds = time.perf_counter() - started
-        r.rss_growth_bytes = rss_growth(mark)
 
 
 __all__ = ["zero_stream"]
