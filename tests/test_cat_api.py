@@ -268,23 +268,33 @@ def test_stream_file_exact_to_pipe(mixed_file: tuple[str, dict[str, tuple[int, i
         assert "splice" in results[0].mechanisms and "vmsplice" in results[0].mechanisms
 
 
-def test_stream_file_to_socket_and_sparse_file(mixed_file: tuple[str, dict[str, tuple[int, int]]],
-                                               ext4_dir: str) -> None:
-    path, _ = mixed_file
-    want = read_all(path)
+def through_socket(path: str, want: bytes) -> StreamResult:
+    """stream_file(path) into one end of a socketpair; the other end must read ``want``."""
     a, b = socket.socketpair()
     with a, b:
         drain = Drain(b.fileno())
         r = stream_file(path, a.fileno())
         a.shutdown(socket.SHUT_WR)
         assert drain.result() == (len(want), hashlib.sha256(want).hexdigest())
-    assert "sendfile" in r.mechanisms
-    out = os.path.join(ext4_dir, "copy.img")
+    return r
+
+
+def into_new_file(path: str, out: str) -> None:
+    """stream_file(path) into a new regular file ``out``."""
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         stream_file(path, fd)
     finally:
         os.close(fd)
+
+
+def test_stream_file_to_socket_and_sparse_file(mixed_file: tuple[str, dict[str, tuple[int, int]]],
+                                               ext4_dir: str) -> None:
+    path, _ = mixed_file
+    want = read_all(path)
+    assert "sendfile" in through_socket(path, want).mechanisms
+    out = os.path.join(ext4_dir, "copy.img")
+    into_new_file(path, out)
     assert read_all(out) == want
     assert os.stat(out).st_blocks * 512 < (2 << 20) + 64 * 1024  # du: the holes stayed holes
 
@@ -383,18 +393,9 @@ def test_partial_and_eagain_through_socket_and_files(mixed_file: tuple[str, dict
     path, _ = mixed_file
     want = read_all(path)
     with syscalls.installed(Flaky(cap=300000, eagain_every=4)) as flaky:
-        a, b = socket.socketpair()
-        with a, b:
-            drain = Drain(b.fileno())
-            stream_file(path, a.fileno())
-            a.shutdown(socket.SHUT_WR)
-            assert drain.result() == (len(want), hashlib.sha256(want).hexdigest())
+        through_socket(path, want)
         out = os.path.join(ext4_dir, "partial.img")
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            stream_file(path, fd)
-        finally:
-            os.close(fd)
+        into_new_file(path, out)
     assert read_all(out) == want
     assert {"splice", "sendfile", "copy_file_range", "poll"} <= set(flaky.log)
 
