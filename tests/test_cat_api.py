@@ -88,6 +88,16 @@ def through_pipe(write: Callable[[int], object], *, nonblock: bool = False,
         return drain.result()
 
 
+def through_socket(write: Callable[[int], StreamResult]) -> tuple[tuple[int, str], StreamResult]:
+    """Run ``write(fd)`` into one end of a socketpair: (bytes and sha256 the other end read, its result)."""
+    a, b = socket.socketpair()
+    with a, b:
+        drain = Drain(b.fileno())
+        r = write(a.fileno())
+        a.shutdown(socket.SHUT_WR)
+        return drain.result(), r
+
+
 def fs_magic(path: str) -> int:
     buf = ctypes.create_string_buffer(256)
     libc = ctypes.CDLL(None, use_errno=True)
@@ -174,12 +184,8 @@ def test_pipe_zeros_exact(n: int) -> None:
 
 @pytest.mark.parametrize("n", [1, PAGE + 1, PMD + 1, (5 << 20) + 3])
 def test_socketpair_zeros_exact(n: int) -> None:
-    a, b = socket.socketpair()
-    with a, b:
-        drain = Drain(b.fileno())
-        r = zero_stream(a.fileno(), n)
-        a.shutdown(socket.SHUT_WR)
-        assert drain.result() == (n, zeros_sha(n))
+    got, r = through_socket(lambda fd: zero_stream(fd, n))
+    assert got == (n, zeros_sha(n))
     assert r.kind == "socket" and r.bytes == n
     assert r.mechanism in ("vmsplice-splice", "sendmsg")
 
@@ -268,17 +274,6 @@ def test_stream_file_exact_to_pipe(mixed_file: tuple[str, dict[str, tuple[int, i
         assert "splice" in results[0].mechanisms and "vmsplice" in results[0].mechanisms
 
 
-def through_socket(path: str, want: bytes) -> StreamResult:
-    """stream_file(path) into one end of a socketpair; the other end must read ``want``."""
-    a, b = socket.socketpair()
-    with a, b:
-        drain = Drain(b.fileno())
-        r = stream_file(path, a.fileno())
-        a.shutdown(socket.SHUT_WR)
-        assert drain.result() == (len(want), hashlib.sha256(want).hexdigest())
-    return r
-
-
 def into_new_file(path: str, out: str) -> None:
     """stream_file(path) into a new regular file ``out``."""
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -292,7 +287,9 @@ def test_stream_file_to_socket_and_sparse_file(mixed_file: tuple[str, dict[str, 
                                                ext4_dir: str) -> None:
     path, _ = mixed_file
     want = read_all(path)
-    assert "sendfile" in through_socket(path, want).mechanisms
+    got, r = through_socket(lambda fd: stream_file(path, fd))
+    assert got == (len(want), hashlib.sha256(want).hexdigest())
+    assert "sendfile" in r.mechanisms
     out = os.path.join(ext4_dir, "copy.img")
     into_new_file(path, out)
     assert read_all(out) == want
@@ -393,7 +390,8 @@ def test_partial_and_eagain_through_socket_and_files(mixed_file: tuple[str, dict
     path, _ = mixed_file
     want = read_all(path)
     with syscalls.installed(Flaky(cap=300000, eagain_every=4)) as flaky:
-        through_socket(path, want)
+        got, _ = through_socket(lambda fd: stream_file(path, fd))
+        assert got == (len(want), hashlib.sha256(want).hexdigest())
         out = os.path.join(ext4_dir, "partial.img")
         into_new_file(path, out)
     assert read_all(out) == want
@@ -417,12 +415,8 @@ def test_refused_vmsplice_falls_back_to_writev_once_per_fd() -> None:
 def test_refused_socket_splice_falls_back_to_sendmsg(refused: str) -> None:
     n = (3 << 20) + 11
     with syscalls.installed(Flaky(refuse={refused: errno.EOPNOTSUPP})):
-        a, b = socket.socketpair()
-        with a, b:
-            drain = Drain(b.fileno())
-            r = zero_stream(a.fileno(), n)
-            a.shutdown(socket.SHUT_WR)
-            assert drain.result() == (n, zeros_sha(n))
+        got, r = through_socket(lambda fd: zero_stream(fd, n))
+    assert got == (n, zeros_sha(n))
     assert r.mechanism == "sendmsg"
 
 

@@ -92,7 +92,7 @@ class Job:
         return self._error(ZeroingError, f"{self.name}: {what} failed at byte {at}: {err.strerror or err} "
                            f"({method}{self._state(maybe)})", maybe, err.errno, what)
 
-    def beyond_prefix(self) -> list[tuple[int, int]]:
+    def _beyond_prefix(self) -> list[tuple[int, int]]:
         """The parts known written that do not join the prefix, in order."""
         at = self.prefix_end
         return [(lo, min(hi, self.end)) for lo, hi in self._done if lo > at and lo < self.end]
@@ -100,7 +100,7 @@ class Job:
     def _state(self, maybe: int | None = None) -> str:
         at = self.prefix_end
         text = f"bytes {self.offset}..{at} are {self.noun}"
-        for lo, hi in self.beyond_prefix():
+        for lo, hi in self._beyond_prefix():
             text += f", and so are bytes {lo}..{hi}"
         if maybe is not None and maybe > at:
             text += f"; bytes {at}..{maybe} may also be {self.noun}"
