@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from largezero import zero_range
-from largezero.block.options import check_exclusive, given_options
 from largezero.cli import main
+from largezero.engine.options import check_exclusive, given_options
 from largezero.errors import EXIT_USAGE, LargezeroError
 from largezero.scratch import fill_pattern, make_image
 from largezero.targets import open_target

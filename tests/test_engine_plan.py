@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from largezero import syscalls
-from largezero.block.facts import facts_of
-from largezero.block.plan import (
+from largezero.engine.plan import (
     BLOCK,
     FILE,
     EdgeStep,
@@ -26,8 +25,9 @@ from largezero.block.plan import (
     ZeroOptions,
     plan_zero_range,
 )
-from largezero.block.zeroout import zero_range
+from largezero.engine.zeroout import zero_range
 from largezero.targets import opened
+from largezero.targets.facts import facts_of
 
 from .faultinject import fallocate_name
 from .helpers import pattern_bytes, read_range

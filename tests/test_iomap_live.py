@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from largezero.block.stat import read_stat
 from largezero.cli import main
 from largezero.scratch import is_root, loop_device, make_image, memfs_mount, set_queue_attr
 from largezero.syscalls import FALLOC_FL_KEEP_SIZE, ops
+from largezero.targets.diskstat import read_stat
 
 from .helpers import NOT_ROOT
 

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from largezero.block.iomap_model import DioWrite, compare_dio_write, model_dio_write, plan_dio_write
-from largezero.block.limits import PRESETS, QueueLimits
-from largezero.block.model import run_bios
-from largezero.block.sources import iomap_618_source, live_iomap_source, make_source
 from largezero.cli import main
+from largezero.model.iomap import DioWrite, compare_dio_write, model_dio_write, plan_dio_write
+from largezero.model.limits import PRESETS, QueueLimits
+from largezero.model.run import run_bios
+from largezero.model.sources import iomap_618_source, live_iomap_source, make_source
 
 from . import model_reference as ref
 from .test_model_properties import limits, ref_limits, to_bio, vector

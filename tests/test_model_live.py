@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from largezero import ZeroResult, zero_range
-from largezero.block.limits import QueueLimits
-from largezero.block.model import Counts, model_direct, model_kernel
-from largezero.block.plan import default_call_bytes
-from largezero.block.sources import ZeroSource, make_source
-from largezero.block.stat import DiskStat, read_stat
 from largezero.cli import main
+from largezero.engine.plan import default_call_bytes
 from largezero.mm import ZeroBuffer
+from largezero.model.limits import QueueLimits
+from largezero.model.run import Counts, model_direct, model_kernel
+from largezero.model.sources import ZeroSource, make_source
 from largezero.scratch import fill_pattern, is_root, loop_device, make_image, memfs_loop, memfs_mount, set_queue_attr
+from largezero.targets.diskstat import DiskStat, read_stat
 
 from .helpers import NOT_ROOT
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from largezero.block.bio import Bio, BvecRun
-from largezero.block.limits import UINT_MAX, QueueLimits
-from largezero.block.model import model_direct, model_kernel, run_bios
-from largezero.block.plan import plan_calls
-from largezero.block.sources import ZeroSource, make_source
+from largezero.engine.plan import plan_calls
+from largezero.model.bio import Bio, BvecRun
+from largezero.model.limits import UINT_MAX, QueueLimits
+from largezero.model.run import model_direct, model_kernel, run_bios
+from largezero.model.sources import ZeroSource, make_source
 
 from . import model_reference as ref
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from largezero._record import replace
-from largezero.block.bio import (
+from largezero.model.bio import (
     BIO_MAX_VECS,
     Bio,
     BvecRun,
@@ -18,11 +18,11 @@ from largezero.block.bio import (
     write_zeroes_bios,
     zero_pages_bios,
 )
-from largezero.block.limits import PRESETS, UINT_MAX, QueueLimits, preset
-from largezero.block.model import compare, model_direct, model_iomap, model_kernel, repeat, run_bios
-from largezero.block.plug import Tail, submit
-from largezero.block.sources import all_sources, make_source, pmd_size_for
-from largezero.block.split import bvec_split_segs, get_max_io_size, split_bio
+from largezero.model.limits import PRESETS, UINT_MAX, QueueLimits, preset
+from largezero.model.plug import Tail, submit
+from largezero.model.run import compare, model_direct, model_iomap, model_kernel, repeat, run_bios
+from largezero.model.sources import all_sources, make_source, pmd_size_for
+from largezero.model.split import bvec_split_segs, get_max_io_size, split_bio
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 LOOP = PRESETS["loop"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from largezero.block import bio, model, split
-from largezero.block.limits import PRESETS
-from largezero.block.sources import SOURCE_NAMES, make_source
+from largezero.model import bio, split
+from largezero.model import run as model
+from largezero.model.limits import PRESETS
+from largezero.model.sources import SOURCE_NAMES, make_source
 
 TiB, PiB = 1 << 40, 1 << 50
 PRESET_NAMES = ("kernel-default", "loop", "nvme-mdts128k", "nvme-mdts2m", "scsi-sata")

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import pytest
 
 from largezero import zero_range
-from largezero.block.sources import source_for_buffer
-from largezero.block.stat import DiskStat, read_stat
 from largezero.cli import main
+from largezero.model.sources import source_for_buffer
 from largezero.scratch import is_root, memfs_loop, set_queue_attr
+from largezero.targets.diskstat import DiskStat, read_stat
 
 from .helpers import NOT_ROOT
 from .test_iomap_live import restoring_queue

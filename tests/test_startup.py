@@ -46,7 +46,7 @@ def test_top_level_help_imports_no_command_module() -> None:
     assert out["code"] == 0
     loaded = set(out["modules"])  # type: ignore[arg-type]
     assert not {f"largezero.cli.{name}" for name in COMMANDS} & loaded
-    assert not {"largezero.block", "largezero.mm", "largezero.targets", "ctypes"} & loaded
+    assert not {"largezero.engine", "largezero.model", "largezero.mm", "largezero.targets", "ctypes"} & loaded
 
 
 def test_zero_on_a_small_file_loads_no_bench_rich_or_matplotlib(tmp_path: os.PathLike[str]) -> None:

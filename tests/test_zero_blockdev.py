@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from largezero import TargetError, Unsupported, zero_range
-from largezero.block.stat import read_stat
 from largezero.cli import main
 from largezero.scratch import fill_pattern
+from largezero.targets.diskstat import read_stat
 
 from .helpers import pattern_bytes, read_range
 

@@ -15,15 +15,15 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it. The only list of the package's API.
 _LAZY: dict[str, str] = {
-    "CallRun": "largezero.block.plan",
-    "ZeroPlan": "largezero.block.plan",
-    "default_call_bytes": "largezero.block.plan",
-    "plan_calls": "largezero.block.plan",
-    "TargetFacts": "largezero.block.plan",
-    "ZeroOptions": "largezero.block.plan",
-    "ZeroResult": "largezero.block.zeroout",
-    "plan_zero_range": "largezero.block.plan",
-    "zero_range": "largezero.block.zeroout",
+    "CallRun": "largezero.engine.plan",
+    "ZeroPlan": "largezero.engine.plan",
+    "default_call_bytes": "largezero.engine.plan",
+    "plan_calls": "largezero.engine.plan",
+    "TargetFacts": "largezero.targets.facts",
+    "ZeroOptions": "largezero.engine.plan",
+    "ZeroResult": "largezero.engine.zeroout",
+    "plan_zero_range": "largezero.engine.plan",
+    "zero_range": "largezero.engine.zeroout",
     "Interrupted": "largezero.errors",
     "LargezeroError": "largezero.errors",
     "TargetError": "largezero.errors",
@@ -82,8 +82,8 @@ __all__ = [
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of it runs
     from typing import Any
 
-    from .block.plan import CallRun, ZeroPlan, default_call_bytes, plan_calls, plan_zero_range
-    from .block.zeroout import ZeroResult, zero_range
+    from .engine.plan import CallRun, ZeroPlan, default_call_bytes, plan_calls, plan_zero_range
+    from .engine.zeroout import ZeroResult, zero_range
     from .errors import Interrupted, LargezeroError, TargetError, Unsupported, UsageError, ZeroingError
     from .iomap import DirectWriteError, DirectWriter, WriteResult, aligned_buffer, write_direct
     from .mm import Backing, ZeroBuffer, large_zero_page, largest_zero_buffer, zero_buffer_for, zero_page

@@ -12,10 +12,10 @@ import subprocess
 import time
 
 from ._record import asdict, record
-from .block.stat import read_stat
-from .block.zeroout import zero_range
+from .engine.zeroout import zero_range
 from .errors import LargezeroError
 from .scratch import fill_pattern, is_root, make_image, memfs_loop, scratch_dir
+from .targets.diskstat import read_stat
 from .verify import first_nonzero
 
 DEFAULT_SIZE = 256 << 20

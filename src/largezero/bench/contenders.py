@@ -21,8 +21,8 @@ import os
 from collections.abc import Callable
 
 from .._record import record
-from ..block.plan import default_call_bytes
-from ..block.zeroout import zero_range
+from ..engine.plan import default_call_bytes
+from ..engine.zeroout import zero_range
 from ..mm import zero_buffer_for
 from ..mm.zero_page import page_size, pmd_size
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from .._record import record
-from ..block.stat import DiskStat, read_stat
+from ..targets.diskstat import DiskStat, read_stat
 
 
 @record(frozen=True)

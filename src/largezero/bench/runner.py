@@ -203,7 +203,7 @@ def rss_probe(length: int, workdir: str | None, buffered: bool = True) -> list[P
     The buffered job dirties ``length`` bytes of page cache and is throttled to the disk's
     writeback speed once past the dirty limits; ``buffered=False`` leaves it out (--quick).
     """
-    from ..block.zeroout import zero_range
+    from ..engine.zeroout import zero_range
 
     jobs: list[tuple[str, str, bool | None]] = [("largezero large --direct", "large", True)]
     if buffered:

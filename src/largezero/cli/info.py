@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..block.zeroout import offload_mechanisms
+from ..engine.zeroout import offload_mechanisms
 from ..errors import TargetError
 from ..kconfig import persistent_huge_zero_folio
 from ..mm import largest_zero_buffer, page_size, pmd_size, thp_status, zero_buffer_for
@@ -48,7 +48,7 @@ def _queue_limits(tgt: Target) -> dict[str, object] | None:
     if tgt.kind != BLOCK:
         return None
     try:
-        from ..block.limits import QueueLimits  # written beside the model
+        from ..model.limits import QueueLimits  # written beside the model
 
         return QueueLimits.from_sysfs(tgt.block_name or "").to_dict()  # type: ignore[no-any-return]
     except (ImportError, AttributeError, OSError, ValueError):

@@ -1,7 +1,7 @@
 """largezero model: bios, bvecs, segments and requests for zeroing, per zero source.
 
 Reads queue limits from sysfs (``--device``, never opened) or a preset, runs the block-layer
-model (largezero.block.model) and prints a table, JSON, or a plot.
+model (largezero.model.run) and prints a table, JSON, or a plot.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ import os
 import platform
 from typing import Any
 
-from ..block.iomap_model import DEFAULT_BLOCK_SIZE, EXTENTS, DioWrite, compare_dio_write, model_dio_write
-from ..block.limits import PRESETS, QueueLimits
-from ..block.model import PATHS, compare, model_kernel
-from ..block.predict import model_plan_direct
-from ..block.sources import (
+from ..errors import UsageError
+from ..kconfig import persistent_huge_zero_folio
+from ..mm import zero_buffer_for
+from ..model.iomap import DEFAULT_BLOCK_SIZE, EXTENTS, DioWrite, compare_dio_write, model_dio_write
+from ..model.limits import PRESETS, QueueLimits
+from ..model.predict import model_plan_direct
+from ..model.run import PATHS, compare, model_kernel
+from ..model.sources import (
     PAGE_SIZES,
     SOURCE_NAMES,
     ZeroSource,
@@ -25,9 +28,6 @@ from ..block.sources import (
     pmd_size_for,
     source_for_buffer,
 )
-from ..errors import UsageError
-from ..kconfig import persistent_huge_zero_folio
-from ..mm import zero_buffer_for
 from ..units import format_size, parse_size
 from .common import print_json, size_arg
 

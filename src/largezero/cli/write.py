@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ..block.writeloop import fdatasync
+from ..engine.writeloop import fdatasync
 from ..errors import EXIT_OK, Interrupted, UsageError, ZeroingError
 from ..iomap import DirectWriter, WriteResult, aligned_buffer
 from ..targets import BLOCK

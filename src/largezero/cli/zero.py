@@ -6,9 +6,9 @@ import argparse
 import os
 import time
 
-from ..block.options import check_exclusive, given_options
-from ..block.zeroout import BACKINGS, METHODS, ZeroResult, check_range, plan_job, zero_range
 from ..cancel import Flag
+from ..engine.options import check_exclusive, given_options
+from ..engine.zeroout import BACKINGS, METHODS, ZeroResult, check_range, plan_job, zero_range
 from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..block.plan import EdgeStep, OffloadStep, ZeroPlan
-from ..block.zeroout import ZeroResult
+from ..engine.plan import EdgeStep, OffloadStep, ZeroPlan
+from ..engine.zeroout import ZeroResult
 from ..errors import LargezeroError, ZeroingError
 from ..mm import ZeroBuffer
 from ..targets import BLOCK, Target
@@ -98,9 +98,9 @@ def predicted(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, 
     """The model's prediction for ``plan`` on a block device; None for a file."""
     if tgt.kind != BLOCK or tgt.block_name is None:
         return None
-    from ..block.limits import QueueLimits
-    from ..block.predict import predict_plan
-    from ..block.sources import make_source, source_for_buffer
+    from ..model.limits import QueueLimits
+    from ..model.predict import predict_plan
+    from ..model.sources import make_source, source_for_buffer
     from ..syscalls import BLKBSZGET, ioctl_int
 
     try:

@@ -21,13 +21,13 @@ import os
 import time
 from collections.abc import Iterator
 
-from ..block.facts import cache_granule_of
-from ..block.plan import MAX_RW_COUNT, plan_calls
-from ..block.writeloop import Job, sync_range, write_exactly
+from ..engine.plan import MAX_RW_COUNT, plan_calls
+from ..engine.writeloop import Job, sync_range, write_exactly
 from ..errors import Interrupted, TargetError, UsageError, ZeroingError
 from ..mm import ZeroBuffer, pmd_size, zero_buffer_for
 from ..syscalls import buffer_address
 from ..targets import BLOCK, Target, open_target
+from ..targets.facts import cache_granule_of
 from ..units import MAX_SIZE, format_size
 from .locks import range_locks
 from .mapping import known_zero

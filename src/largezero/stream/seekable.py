@@ -18,7 +18,7 @@ import fcntl
 import os
 
 from .. import syscalls
-from ..block.plan import MAX_RW_COUNT
+from ..engine.plan import MAX_RW_COUNT
 from .result import StreamResult, check_cancel
 from .sinks import BLOCK, FILE, Sink
 
@@ -42,7 +42,7 @@ class SeekableSink(Sink):
     def zero_in_place(self, offset: int, n: int) -> None:
         """The zeroing engine on [offset, offset+n) of the output."""
         # Imported here: a stream into a pipe or socket never loads the engine (faster start).
-        from ..block.zeroout import zero_range
+        from ..engine.zeroout import zero_range
 
         r = zero_range(self.fd, offset, n, method="auto", extend=True, cancel=self.cancel, force=True)
         self.result.record(r.mechanism or "zero_range", n, zeros=True, calls=max(r.calls, 1))

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Callable
 
 from .. import syscalls
-from ..block.plan import MAX_RW_COUNT, default_call_bytes
+from ..engine.plan import MAX_RW_COUNT, default_call_bytes
 from ..mm import ZeroBuffer, zero_buffer_for
 from . import calls
 from .calls import REFUSED, SPLICE_F_MORE, SPLICE_F_NONBLOCK, fd_key, is_refused, remember_refusal, wait_writable

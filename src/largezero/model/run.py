@@ -26,9 +26,9 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 from .._record import field, record
+from ..engine.plan import CallRun, plan_calls
 from .bio import Bio, IovLayout, dio_bios, iomap_zero_bio, write_zeroes_bios, zero_pages_bios
 from .limits import SECTOR_SIZE, QueueLimits
-from .plan import CallRun, plan_calls
 from .plug import Tail, submit
 from .sources import SOURCE_NAMES, ZeroSource, make_source
 from .sources import iomap_618_source as iomap_618_source  # its old home: the name keeps working

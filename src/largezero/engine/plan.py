@@ -16,13 +16,12 @@ Steps:
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Iterator
 
 from .._record import field, record
+from ..targets.facts import PAGE_SIZE, TargetFacts
 
-PAGE_SIZE = mmap.PAGESIZE
 # fs/read_write.c: one read/write moves at most MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
 MAX_RW_COUNT = (2**31 - 1) & ~(PAGE_SIZE - 1)
 try:
@@ -41,22 +40,6 @@ DEFAULT_CALL_BYTES = 32 << 20
 COPYING_DEVICE_IOV = 128 << 10
 # fallocate modes tried for a regular file's offload, in order.
 FILE_OFFLOAD = ("ZERO_RANGE", "WRITE_ZEROES")
-
-
-@record(frozen=True)
-class TargetFacts:
-    """What the plan needs to know about a target; built by ``targets``, or by hand for the model."""
-
-    name: str
-    kind: str  # FILE or BLOCK
-    size: int
-    logical_block_size: int = 512
-    dio_align: int = 512  # the coarser of the DIO offset and memory alignments; 0: no O_DIRECT
-    cache_granule: int = PAGE_SIZE  # smallest page-cache folio: max(page, filesystem block)
-    write_zeroes: bool = False  # block devices: write_zeroes_max_bytes > 0
-    copies_data: bool = False  # the driver copies each byte with the CPU (loop, zram, brd)
-    copy_on_write: str | None = None  # why writes do not overwrite in place, or None
-    unsupported: frozenset[str] = frozenset()  # offload calls this target refused before
 
 
 @record(frozen=True)

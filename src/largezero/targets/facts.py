@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
-from ..targets import BLOCK, FILE, Target
-from .plan import PAGE_SIZE, TargetFacts
+from .._record import record
+from . import BLOCK, FILE, Target
+
+PAGE_SIZE = mmap.PAGESIZE
 
 # Drivers that move every byte with the CPU (memcpy), not by DMA from the pinned pages.
 _COPYING_DRIVERS = ("loop", "zram", "ram")
 # A filesystem block larger than this is not a page-cache granule we size edges by.
 _MAX_GRANULE = 2 << 20
+
+
+@record(frozen=True)
+class TargetFacts:
+    """What the plan needs to know about a target; built by ``targets``, or by hand for the model."""
+
+    name: str
+    kind: str  # FILE or BLOCK
+    size: int
+    logical_block_size: int = 512
+    dio_align: int = 512  # the coarser of the DIO offset and memory alignments; 0: no O_DIRECT
+    cache_granule: int = PAGE_SIZE  # smallest page-cache folio: max(page, filesystem block)
+    write_zeroes: bool = False  # block devices: write_zeroes_max_bytes > 0
+    copies_data: bool = False  # the driver copies each byte with the CPU (loop, zram, brd)
+    copy_on_write: str | None = None  # why writes do not overwrite in place, or None
+    unsupported: frozenset[str] = frozenset()  # offload calls this target refused before
 
 
 def _copies_data(tgt: Target) -> bool:

@@ -13,10 +13,11 @@ Each step is priced by the rule of the kernel path it takes::
 from __future__ import annotations
 
 from .._record import field, record
+from ..engine.plan import BLOCK, EdgeStep, OffloadStep, ZeroOptions, ZeroPlan, plan_zero_range
 from ..kconfig import persistent_huge_zero_folio
+from ..targets.facts import TargetFacts
 from .limits import SECTOR_SIZE, QueueLimits
-from .model import Counts, SourceResult, direct_calls, model_kernel
-from .plan import BLOCK, EdgeStep, OffloadStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range
+from .run import Counts, SourceResult, direct_calls, model_kernel
 from .sources import ZeroSource, make_source
 
 

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from .._record import record
 from .bio import Bio, BvecRun, IovLayout, dio_bios, iomap_zero_bio
 from .limits import SECTOR_SIZE, QueueLimits
-from .model import Counts, SourceResult, run_bios
+from .run import Counts, SourceResult, run_bios
 from .sources import SOURCE_NAMES, ZeroSource, iomap_618_source, make_source
 
 EXTENTS = ("hole", "unwritten", "written")

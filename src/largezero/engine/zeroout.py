@@ -16,17 +16,17 @@ from .._record import field, record
 from ..errors import TargetError, Unsupported, UsageError, ZeroingError
 from ..mm import ZeroBuffer, zero_buffer_for, zero_page
 from ..targets import BLOCK, Target, open_target
+from ..targets.facts import TargetFacts, facts_of
 from ..units import MAX_SIZE
 from .execute import Execution
-from .facts import facts_of
 from .options import check_exclusive, given_options
-from .plan import METHODS, EdgeStep, TargetFacts, ZeroOptions, ZeroPlan, plan_zero_range, writes_direct
+from .plan import METHODS, EdgeStep, ZeroOptions, ZeroPlan, plan_zero_range, writes_direct
 from .writeloop import Job, Progress, fdatasync
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from ..cancel import Cancel
-    from .stat import DiskStat
+    from ..targets.diskstat import DiskStat
 
 BACKINGS = ("auto", "huge-zero-folio", "zero-page", "allocated")
 
@@ -253,7 +253,7 @@ def _run(tgt: Target, plan: ZeroPlan, buf: ZeroBuffer, job: Job, result: ZeroRes
 def _stat(device: str | None) -> DiskStat | None:
     if device is None:
         return None
-    from .stat import read_stat  # block devices only
+    from ..targets.diskstat import read_stat  # block devices only
 
     try:
         return read_stat(device)

@@ -1,1 +1,0 @@
-"""The block part: the zeroing plan and blk-lib style zeroout (and, beside them, the model)."""

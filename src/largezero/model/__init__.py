@@ -1,0 +1,1 @@
+"""The kernel model: queue limits, zero sources, bios, split, plug; it prices the engine's plan."""
