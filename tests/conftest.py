@@ -68,3 +68,15 @@ def tmpfs_dir() -> Iterator[str]:
         pytest.skip(NOT_ROOT)
     with memfs_mount("tmpfs") as mnt:
         yield mnt
+
+
+@pytest.fixture
+def long_read_device(tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """A 1 TiB loop device that takes minutes to read and costs nothing: a loop device over a
+    loop device over a sparse file. Its backing is a block device, so verify has no holes to
+    skip and reads every byte (at a few GiB/s): for signals and progress during a long read."""
+    if not is_root():
+        pytest.skip(NOT_ROOT)
+    image = make_image(os.path.join(os.fspath(tmp_path), "sparse-1T.img"), 1 << 40, allocate=False)
+    with loop_device(image) as inner, loop_device(inner) as outer:
+        yield outer

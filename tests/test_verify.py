@@ -204,36 +204,34 @@ def test_verify_after_zero_range_on_every_method(tmp: str) -> None:
             os.close(fd)
 
 
-def test_direct_reads_every_byte_holes_included(tmp: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_direct_reads_only_stored_data_holes_are_skipped(tmp: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hole reads as zero without touching the medium: O_DIRECT or not, it is skipped, not read."""
     size = 16 << 20
-    path = _file(os.path.join(tmp, "holes"), size)  # all hole
+    path = _file(os.path.join(tmp, "holes"), size, {5 << 20: bytes(1 << 20)})  # 1 MiB of data in holes
     fd = os.open(path, os.O_RDONLY)
     try:
-        plain = check_zero(fd, 0, size)
-        assert plain.ok and plain.bytes_read == 0 and plain.bytes_skipped == size and plain.reads == 0
-        direct = check_zero(fd, 0, size, direct=True)
-        assert direct.ok and direct.direct and direct.bytes_read == size and direct.bytes_skipped == 0
-        assert direct.reads >= size // DIRECT_CHUNK
+        for direct in (False, True):
+            r = check_zero(fd, 0, size, direct=direct)
+            assert r.ok and r.direct == direct and r.mapped == "SEEK_DATA on the file"
+            assert r.bytes_read == 1 << 20 and r.bytes_skipped == size - (1 << 20), r
         # Unaligned ranges: only the range's own bytes are counted.
-        odd = check_zero(fd, 1234, 5 << 20, direct=True)
-        assert odd.ok and odd.bytes_read == 5 << 20
+        odd = check_zero(fd, (5 << 20) + 1234, 5 << 20, direct=True)
+        assert odd.ok and odd.bytes_read == (1 << 20) - 1234 and odd.bytes_read + odd.bytes_skipped == 5 << 20
     finally:
         os.close(fd)
     assert main(["verify", path, "--direct", "--json"]) == EXIT_OK
     report = json.loads(capsys.readouterr().out)
-    assert report["bytes_read"] == size and report["bytes_skipped"] == 0 and report["direct"] is True
-    assert main(["verify", path, "-o", "1M", "-l", "3M", "--json"]) == EXIT_OK
-    report = json.loads(capsys.readouterr().out)
-    assert report["bytes_read"] == 0 and report["bytes_skipped"] == 3 << 20 and report["direct"] is False
+    assert report["bytes_read"] == 1 << 20 and report["bytes_skipped"] == size - (1 << 20) and report["direct"]
     assert main(["verify", path, "-l", "3M"]) == EXIT_OK
-    assert "0 B read buffered, 3 MiB skipped as holes" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 B read buffered, 3 MiB not read: holes and unwritten extents" in out
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.integers(0, (9 << 20) - 1), start=st.integers(0, 9 << 20), value=st.integers(1, 255))
 def test_direct_finds_exactly_the_first_nonzero_byte(tmp: str, where: int, start: int, value: int) -> None:
     size = 9 << 20  # not a multiple of the 4 MiB direct chunk
-    path = _file(os.path.join(tmp, "d"), size, {where: bytes([value])})
+    path = _file(os.path.join(tmp, "d"), size, {where: bytes([value])}, sparse=False)
     fd = os.open(path, os.O_RDONLY)
     try:
         found = check_zero(fd, start, size - start, direct=True)
@@ -241,7 +239,7 @@ def test_direct_finds_exactly_the_first_nonzero_byte(tmp: str, where: int, start
         if found.first_nonzero is not None:
             assert found.value == value
         else:
-            assert found.bytes_read == size - start
+            assert found.bytes_read == size - start and found.bytes_skipped == 0
     finally:
         os.close(fd)
 
@@ -262,8 +260,8 @@ def test_cancel_stops_with_how_far_it_got(tmp: str) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_during_a_long_verify_exits_130_within_a_second(tmp: str, signum: int) -> None:
-    path = _file(os.path.join(tmp, "long"), 1 << 40)  # 1 TiB of holes, read with O_DIRECT: minutes
+def test_signal_during_a_long_verify_exits_130_within_a_second(long_read_device: str, signum: int) -> None:
+    path = long_read_device  # 1 TiB read with O_DIRECT: minutes
     proc = subprocess.Popen([sys.executable, "-m", "largezero", "verify", path, "--direct"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

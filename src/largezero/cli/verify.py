@@ -3,98 +3,64 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from ..cancel import Flag
-from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH, LargezeroError, TargetError, UsageError
-from ..targets import Target, opened
+from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH
+from ..targets import opened
 from ..units import format_size
-from ..verify import DirectUnsupported, ShortRead, VerifyResult, check_zero
+from ..verify import VerifyResult, verify_target
 from .common import StopOnSignals, print_json, size_arg
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..cancel import Cancel
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("verify", help="check that a byte range reads back as zeros",
-                       description="Check that [OFFSET, OFFSET+LENGTH) reads back as zeros. Holes and unwritten "
-                                   "extents of files are skipped with SEEK_DATA (counted as skipped) unless "
-                                   "--direct, which reads every byte from the medium with O_DIRECT. "
-                                   "Exit 0 when every byte is zero, 3 at the first non-zero byte, 130 interrupted.")
+                       description="Check that [OFFSET, OFFSET+LENGTH) reads back as zeros. Only stored data is read: "
+                                   "holes and unwritten extents (of a file, or of a loop device's backing "
+                                   "file) read as zero without touching the medium, so they are found with "
+                                   "SEEK_DATA and counted as skipped, not read. Exit 0 when every byte is zero, "
+                                   "3 at the first non-zero byte, 130 interrupted.")
     p.add_argument("target", metavar="TARGET", help="regular file or block device (opened read-only)")
     p.add_argument("-o", "--offset", type=size_arg("offset"), default=0, help="first byte (default 0)")
     p.add_argument("-l", "--length", type=size_arg("length"), default=None,
                    help="bytes to check (default: to the end)")
     p.add_argument("--direct", action="store_true",
-                   help="read every byte with O_DIRECT (no hole skipping, no page cache)")
+                   help="read the stored data with O_DIRECT, from the medium, not the page cache")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
-class VerifyFailed(LargezeroError):
-    """A read error while verifying (not a mismatch: that is exit 3 with a result)."""
-
-
-def verify_target(tgt: Target, offset: int, length: int | None, *, direct: bool = False,
-                  cancel: Cancel | None = None) -> tuple[VerifyResult, float]:
-    """Check a range of an opened target; raises UsageError for a range past its end,
-    TargetError when ``direct`` is impossible, VerifyInterrupted when ``cancel`` is set."""
-    size = tgt.refresh_size()
-    if offset > size:
-        raise UsageError(f"{tgt.name}: offset {offset} is past the end ({size} bytes)")
-    if length is None:
-        length = size - offset
-    if offset + length > size:
-        raise UsageError(f"{tgt.name}: range ends at byte {offset + length}, past the end ({size} bytes)")
-    started = time.perf_counter()
-    try:
-        result = check_zero(tgt.fd, offset, length, direct=direct, cancel=cancel)
-    except DirectUnsupported as err:
-        raise TargetError(f"{tgt.name}: {err.strerror}; verify without --direct") from None
-    except ShortRead as err:
-        raise VerifyFailed(f"{tgt.name}: {err.strerror}") from None
-    except OSError as err:
-        raise VerifyFailed(f"{tgt.name}: read failed while verifying: {err.strerror or err}") from None
-    return result, time.perf_counter() - started
-
-
-def describe(name: str, r: VerifyResult, seconds: float) -> str:
-    how = "O_DIRECT" if r.direct else "buffered"
-    skipped = f", {format_size(r.bytes_skipped)} skipped as holes" if r.bytes_skipped else ""
+def describe(name: str, r: VerifyResult) -> str:
+    how = "with O_DIRECT" if r.direct else "buffered"
+    skipped = (f", {format_size(r.bytes_skipped)} not read: holes and unwritten extents, which read as zero "
+               "without touching the medium" if r.bytes_skipped else "")
     if r.ok:
-        rate = f", {format_size(r.bytes_read / seconds)}/s" if seconds > 0 and r.bytes_read else ""
-        return (f"{name}: bytes {r.offset}..{r.offset + r.length} are zero "
-                f"({format_size(r.length)}: {format_size(r.bytes_read)} read {how}{skipped}, {seconds:.3f} s{rate})")
+        rate = f", {format_size(r.bytes_read / r.seconds)}/s" if r.seconds > 0 and r.bytes_read else ""
+        return (f"{name}: bytes {r.offset}..{r.offset + r.length} are zero ({format_size(r.length)}: "
+                f"{format_size(r.bytes_read)} read {how}{skipped}; {r.seconds:.3f} s{rate})")
     return (f"{name}: first non-zero byte at offset {r.first_nonzero} (0x{r.value or 0:02x}) "
             f"in {r.offset}..{r.offset + r.length} ({format_size(r.bytes_read)} read {how}{skipped})")
 
 
-def to_dict(name: str, r: VerifyResult, seconds: float) -> dict[str, object]:
-    return {
-        "target": name,
-        "offset": r.offset,
-        "length": r.length,
-        "zero": r.ok,
-        "first_nonzero": r.first_nonzero,
-        "value": r.value,
-        "bytes_read": r.bytes_read,
-        "bytes_skipped": r.bytes_skipped,
-        "direct": r.direct,
-        "reads": r.reads,
-        "seconds": round(seconds, 6),
-    }
+def to_dict(name: str, r: VerifyResult) -> dict[str, object]:
+    return {"target": name, **r.to_dict()}
 
 
 def run(args: argparse.Namespace) -> int:
+    from .progress import progress_display
+
     cancel = Flag()
     with StopOnSignals(cancel), opened(args.target, writable=False) as tgt:
-        result, seconds = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel)
+        size = tgt.refresh_size()
+        length = args.length if args.length is not None else max(0, size - args.offset)
+        with progress_display([(f"verifying {args.target}", length)], not args.json) as bars:
+            result = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel,
+                                   progress=bars[0] if bars else None)
     if args.json:
-        print_json(to_dict(args.target, result, seconds))
+        print_json(to_dict(args.target, result))
     else:
-        print(describe(args.target, result, seconds))
+        print(describe(args.target, result))
     return EXIT_OK if result.ok else EXIT_VERIFY_MISMATCH

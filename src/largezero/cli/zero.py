@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..targets import Target, open_target, opened
 from .common import StopOnSignals, print_json, say, size_arg
-from .zero_report import describe_plan, predicted, resolved, result_dict, resume_command, summary
+from .zero_report import describe_plan, predicted, resolved, result_dict, resume_command, summary, verified
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class _Job:
             self._verify(cancel)
 
     def _verify(self, cancel: Cancel) -> None:
-        from .verify import verify_target
+        from ..verify import verify_target
 
         r = self.result
         assert isinstance(r, ZeroResult)
@@ -283,8 +283,8 @@ def _report(args: argparse.Namespace, jobs: list[_Job]) -> int:
                 say(f"largezero: resume with: {resume_command(args, target, res.stopped_at, res.remaining)}")
             code = _worst(code, res.exit_code)
             continue
-        if checked is not None and not checked[0].ok:
-            v = checked[0]
+        if checked is not None and not checked.ok:
+            v = checked
             say(f"largezero: {shown}: verify failed: first non-zero byte at offset {v.first_nonzero} "
                 f"(0x{v.value or 0:02x}) in {v.offset}..{v.offset + v.length}")
             code = _worst(code, EXIT_VERIFY_MISMATCH)
@@ -292,10 +292,8 @@ def _report(args: argparse.Namespace, jobs: list[_Job]) -> int:
             line = summary(res, args.verbose)
             if where:
                 line = line.replace(f"{target}: ", f"{shown}: ", 1)
-            if checked is not None and checked[0].ok:
-                v = checked[0]
-                line += (f"; verified zero ({v.bytes_read} bytes read{' O_DIRECT' if v.direct else ''}, "
-                         f"{v.bytes_skipped} skipped as holes, {checked[1]:.3f} s)")
+            if checked is not None and checked.ok:
+                line += "; " + verified(checked)
             try:
                 print(line)
             except BrokenPipeError:  # the reader went away: the job's status stands

@@ -130,7 +130,12 @@ def result_dict(target: str, r: ZeroResult | LargezeroError, checked: Any) -> di
     if where:
         out["resolved"] = where
     if checked is not None:
-        v, seconds = checked
-        out["verify"] = {"zero": v.ok, "first_nonzero": v.first_nonzero, "bytes_read": v.bytes_read,
-                         "bytes_skipped": v.bytes_skipped, "direct": v.direct, "seconds": round(seconds, 6)}
+        out["verify"] = checked.to_dict()
     return out
+
+
+def verified(v: Any) -> str:
+    """'verified zero (...)': what the read-back read from the medium, and what it could not."""
+    skipped = (f", {v.bytes_skipped} not read (holes and unwritten extents read as zero without touching "
+               "the medium)" if v.bytes_skipped else "")
+    return f"verified zero ({v.bytes_read} bytes read{' O_DIRECT' if v.direct else ''}{skipped}, {v.seconds:.3f} s)"

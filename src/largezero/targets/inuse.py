@@ -124,11 +124,17 @@ def _loop_backing_ids(name: str) -> tuple[int, int] | None:
     except OSError:
         return None
     try:
+        return loop_backing_ids_of(fd)
+    finally:
+        os.close(fd)
+
+
+def loop_backing_ids_of(fd: int) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the backing file of the loop device open as ``fd``, or None."""
+    try:
         info = _LOOP_INFO64.unpack(fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size)))
     except OSError:
         return None
-    finally:
-        os.close(fd)
     encoded, ino = int(info[0]), int(info[1])
     # lo_device is huge_encode_dev(): minor low byte, major in bits 8-19, rest of minor above.
     major, minor = (encoded >> 8) & 0xFFF, (encoded & 0xFF) | ((encoded >> 12) & 0xFFF00)
