@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from largezero import syscalls
 from largezero.iomap import DirectWriter, WriteResult, aligned_buffer, iomap_dio_zero, plan_pieces
-from largezero.iomap.direct_io import ALIGNED, CACHED, ZEROED
+from largezero.iomap.result import ALIGNED, CACHED, ZEROED
 from largezero.mm import pmd_size
 from largezero.scratch import fill_pattern, is_root, loop_device, make_image, memfs_mount
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .._record import field, record
-from ..errors import ZeroingError
 from ..mm import ZeroBuffer
 
 # How the partial granule at each end of a write was handled.
@@ -12,7 +11,7 @@ CACHED = "cache"  # the caller's bytes of the partial granule went through the p
 ZEROED = "zero"  # explicit large block over a hole / unwritten extent: padded from the zero buffer
 
 # The one error type of every write job (block.writeloop.Job.fail); the old name stays public.
-DirectWriteError = ZeroingError
+
 
 
 @record
