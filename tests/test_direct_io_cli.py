@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from largezero import ZeroingError, syscalls, zero_range
+from largezero import ZeroingError, ZeroOptions, syscalls, zero_range
 from largezero.scratch import fill_pattern, loop_device, make_image
 
 from .helpers import pattern_bytes, read_range, requires_root
@@ -267,7 +267,7 @@ def test_zero_direct_edges_into_holes_read_nothing(tmp_path: Path) -> None:
     # The range ends 100 bytes into a 4 KiB filesystem block that the aligned middle leaves a hole.
     end = 147 * 4096 + 100
     with installed(Counting()) as c:
-        r = zero_range(str(target), 1000, end - 1000, method="large", direct=True)
+        r = zero_range(str(target), 1000, end - 1000, options=ZeroOptions(method="large", direct=True))
     assert r.bytes_zeroed == end - 1000
     assert c.reads == 0
     assert read_range(str(target), 0, 1 << 20) == bytes(1 << 20)
@@ -278,7 +278,7 @@ def test_zero_direct_edges_next_to_the_middle_read_nothing(tmp_path: Path) -> No
     """Edges are page-cache granules of their own: the O_DIRECT middle never shares one."""
     target = sparse(tmp_path / "t.img")
     with installed(Counting()) as c:
-        r = zero_range(str(target), 1000, 600_000, method="large", direct=True)
+        r = zero_range(str(target), 1000, 600_000, options=ZeroOptions(method="large", direct=True))
     assert r.bytes_zeroed == 600_000
     assert c.reads == 0
     assert read_range(str(target), 0, SIZE) == bytes(SIZE)
@@ -289,7 +289,7 @@ def test_zero_direct_edges_over_data_read_nothing(tmp_path: Path) -> None:
     make_image(str(target), SIZE)
     fill_pattern(str(target), 0, SIZE)
     with installed(Counting()) as c:
-        r = zero_range(str(target), 1000, 600_000, method="large", direct=True)
+        r = zero_range(str(target), 1000, 600_000, options=ZeroOptions(method="large", direct=True))
     assert c.reads == 0  # the page cache merges the edges: no user-space read-modify-write
     assert r.bytes_zeroed == 600_000 and r.calls >= 3
     expected = bytearray(pattern_bytes(SIZE))
@@ -303,7 +303,7 @@ def test_zero_direct_edge_errors_keep_exact_progress(tmp_path: Path) -> None:
     fill_pattern(str(target), 0, SIZE)
     # The tail edge [598016, 601000) fails: everything before it is done and reported.
     with installed(Counting(write_error_at=598_016)), pytest.raises(ZeroingError) as exc:
-        zero_range(str(target), 1000, 600_000, method="large", direct=True)
+        zero_range(str(target), 1000, 600_000, options=ZeroOptions(method="large", direct=True))
     assert exc.value.bytes_zeroed == 598_016 - 1000
     assert exc.value.stopped_at == 598_016
     got = read_range(str(target), 0, SIZE)
@@ -317,7 +317,7 @@ def test_zero_direct_on_a_loop_device_edges(tmp_path: Path) -> None:
     fill_pattern(image, 0, SIZE)
     with loop_device(image) as dev:
         with installed(Counting()) as c:
-            r = zero_range(dev, 4097, 100_000, method="large", direct=True)
+            r = zero_range(dev, 4097, 100_000, options=ZeroOptions(method="large", direct=True))
         assert r.bytes_zeroed == 100_000
         assert c.reads == 0  # never a read on a device either: its page cache merges the edges
         expected = bytearray(pattern_bytes(SIZE))

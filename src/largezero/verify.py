@@ -30,7 +30,7 @@ import time
 
 from ._record import record
 from .aio import reads
-from .errors import EXIT_INTERRUPTED, LargezeroError, TargetError, UsageError
+from .errors import EXIT_INTERRUPTED, LargezeroError, TargetError, UsageError, option
 from .mm import zero_buffer_for
 from .targets import BLOCK, Target, open_target
 from .targets.extents import data_map
@@ -160,7 +160,7 @@ def verify_target(tgt: Target, offset: int = 0, length: int | None = None, *, di
     try:
         return check_zero(tgt, offset, length, direct=direct, cancel=cancel, progress=progress)
     except DirectUnsupported as err:
-        raise TargetError(f"{tgt.name}: {err.strerror}; verify without --direct") from None
+        raise TargetError(f"{tgt.name}: {err.strerror}; verify without {option('direct')}") from None
     except ShortRead as err:
         raise VerifyFailed(f"{tgt.name}: {err.strerror}") from None
     except OSError as err:
