@@ -199,7 +199,7 @@ def check_zero(target: Target | int, offset: int, length: int, *, chunk: int | N
         # A short range needs no 8 MiB buffer: allocating and faulting one costs more than the check.
         want = min(want, -(-(length + 8192) // 4096) * 4096)
         align = tgt.dio_align if use_direct else 1
-        with data_map(tgt) as dmap:
+        with data_map(tgt, offset, length) as dmap:
             return _Check(read_fd, offset, length, max(align, want - want % align), align,
                           depth if use_direct else 1, use_direct, cancel, progress).run(dmap.ranges(offset,
                                                                                                     offset + length),

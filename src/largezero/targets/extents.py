@@ -7,8 +7,8 @@ reads only the data ranges and counts the rest as skipped:
 * a regular file: ``SEEK_DATA`` / ``SEEK_HOLE`` (iomap reports unwritten extents as holes
   unless the page cache holds data for them, which is then data);
 * a loop device (or a partition of one) over a regular file: the same, on its backing file
-  (``/sys/block/loopN/loop/backing_file``, shifted by ``loop/offset``), after flushing the
-  loop device's own page cache into that file, so dirty pages are not taken for holes;
+  (``/sys/block/loopN/loop/backing_file``, shifted by ``loop/offset``), after writing back the
+  loop device's own dirty pages into that file, so dirty pages are not taken for holes;
 * any other block device: every byte is stored data (a disk has no holes we can see).
 """
 
@@ -89,8 +89,13 @@ class DataMap:
         self.close()
 
 
-def data_map(tgt: Target) -> DataMap:
-    """Where the data of ``tgt`` is (see the module docstring); close it after use."""
+def data_map(tgt: Target, offset: int = 0, length: int | None = None) -> DataMap:
+    """Where the data of ``tgt`` is (see the module docstring); close it after use.
+
+    On a loop device, dirty pages over [offset, offset+length) are written back into the
+    backing file first (written back, not flushed: a flush would be one more request in the
+    device's counters, and the backing file's page cache is data to SEEK_DATA already).
+    """
     if tgt.kind != "block":
         return DataMap(tgt.fd, 0, "SEEK_DATA on the file")
     loop = _loop_of(tgt.rdev)
@@ -98,12 +103,11 @@ def data_map(tgt: Target) -> DataMap:
         return DataMap(None, 0, "every byte (a block device has no holes)")
     name, start = loop
     backing = _read(f"/sys/block/{name}/loop/backing_file")
-    offset = _read(f"/sys/block/{name}/loop/offset")
-    if backing is None or offset is None:
+    loop_offset = _read(f"/sys/block/{name}/loop/offset")
+    if backing is None or loop_offset is None:
         return DataMap(None, 0, "every byte (the loop device's backing file is not known)")
     try:
-        # Dirty pages of the loop device are not in its backing file yet: write them there first.
-        syscalls.ops.fsync(tgt.fd)
+        syscalls.ops.sync_file_range(tgt.fd, offset, tgt.size - offset if length is None else length)
         fd = os.open(backing, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
         return DataMap(None, 0, f"every byte (backing file {backing}: {err.strerror})")
@@ -113,7 +117,7 @@ def data_map(tgt: Target) -> DataMap:
     if not _same_backing(tgt.fd, fd):
         os.close(fd)
         return DataMap(None, 0, f"every byte ({backing} is no longer the loop device's backing file)")
-    return DataMap(fd, int(offset) + start, f"SEEK_DATA on the backing file {backing}", owns_fd=True)
+    return DataMap(fd, int(loop_offset) + start, f"SEEK_DATA on the backing file {backing}", owns_fd=True)
 
 
 def _read(path: str) -> str | None:
