@@ -58,8 +58,10 @@ def test_results_say_whether_the_medium_was_overwritten(ext4_image: tuple[str, s
     out = json.loads(subprocess.run([*LZ, "zero", wiped, "--overwrite", "--verify", "--json"], capture_output=True,
                                     text=True, check=True).stdout)
     assert out["medium_overwritten"] is True and out["direct"] is True and out["method"] == "large"
-    # --overwrite verifies with O_DIRECT: every byte read, none skipped.
+    assert out["synced"] is True  # flushed before the medium is claimed
+    # --overwrite verifies with O_DIRECT: every byte read from stored data, none skipped.
     assert out["verify"]["zero"] is True and out["verify"]["bytes_read"] == os.path.getsize(wiped)
+    assert out["verify"]["bytes_skipped"] == 0
 
 
 @requires_root

@@ -36,7 +36,8 @@ def summary(r: ZeroResult, verbose: bool) -> str:
         iov = f", iovec {format_size(r.plan.iov_len)}" if r.plan and r.plan.iov_len != buf.size else ""
         how += f", {buf.name} {format_size(buf.size)} {buf.backing}{iov}"
     rate = f", {format_size(r.bytes_zeroed / r.seconds)}/s" if r.seconds > 0 and r.bytes_zeroed else ""
-    medium = {True: "overwritten on the medium", False: "reads as zero, old bytes may remain on the medium",
+    medium = {True: "overwritten on the medium (synced: flushed from the device's cache)",
+              False: "reads as zero, old bytes may remain on the medium",
               None: "reads as zero"}[r.medium_overwritten]
     line = (f"{r.target}: zeroed {format_size(r.bytes_zeroed)} at offset {r.offset} with {r.method} ({how}): "
             f"{r.calls} calls, {r.iovecs} iovecs, {r.seconds:.3f} s{rate}; {medium}")
@@ -55,7 +56,8 @@ def describe_plan(plan: ZeroPlan, target: str) -> str:
              f"{plan.offset}..{plan.offset + plan.length} ({format_size(plan.length)}), {plan.calls} calls"]
     for s in plan.steps:
         if isinstance(s, OffloadStep):
-            lines.append(f"  offload {s.offset}..{s.offset + s.length}: {' then '.join(s.mechanisms)}")
+            calls = f" ({s.calls} calls of up to {format_size(s.call_bytes)})" if s.calls > 1 else ""
+            lines.append(f"  offload {s.offset}..{s.offset + s.length}: {' then '.join(s.mechanisms)}{calls}")
         elif isinstance(s, EdgeStep):
             lines.append(f"  edge    {s.offset}..{s.offset + s.length}: pwrite through the page cache, "
                          "then written back")

@@ -60,13 +60,16 @@ class Execution:
     # --- steps ------------------------------------------------------------------------------
 
     def _zero_offload(self, step: OffloadStep) -> None:
-        """The first offload call that works; Unsupported (nothing written) when none does."""
+        """The first offload call that works, then its other calls; Unsupported (nothing written)
+        when none does. The cancel event is checked before each call (one per GiB on a device)."""
         job, tgt = self.job, self.tgt
+        spans = step.spans()
+        first = next(spans)
         reasons: list[str] = []
         for mechanism in step.mechanisms:
             job.check_cancel()
             try:
-                self._offload_call(mechanism, step)
+                self._offload_call(mechanism, *first)
             except OSError as err:
                 if proves_unsupported(err, mechanism):
                     tgt.mark_unsupported(mechanism)
@@ -75,33 +78,41 @@ class Execution:
                 if is_unsupported(err):
                     reasons.append(f"{mechanism}: {err.strerror} (not remembered)")
                     continue
-                raise job.fail(err, mechanism, maybe_until=step.offset + step.length) from None
+                raise job.fail(err, mechanism, maybe_until=first[0] + first[1]) from None
+            self.notes.extend(reasons)
+            self.mechanism = mechanism if mechanism == "BLKZEROOUT" else f"fallocate({mechanism})"
+            job.calls += 1
+            job.record(first[0], first[0] + first[1])
+            for at, n in spans:
+                job.check_cancel()
+                try:
+                    self._offload_call(mechanism, at, n)
+                except OSError as err:
+                    raise job.fail(err, mechanism, maybe_until=at + n) from None
+                job.calls += 1
+                job.record(at, at + n)
             if mechanism == "BLKZEROOUT" and tgt.queue_attr("write_zeroes_max_bytes") == 0:
                 # The device refused write-zeroes mid-call; the kernel zeroed with its own ZERO_PAGE.
                 tgt.mark_unsupported(mechanism)
                 self.notes.append("device dropped write-zeroes; the kernel fell back to ZERO_PAGE writes")
-            job.calls += 1
-            job.record(step.offset, step.offset + step.length)
-            self.notes.extend(reasons)
-            self.mechanism = mechanism if mechanism == "BLKZEROOUT" else f"fallocate({mechanism})"
             return
         self.notes.extend(reasons)
         raise Unsupported(f"{tgt.name}: no offload applies ({'; '.join(reasons)})")
 
-    def _offload_call(self, mechanism: str, step: OffloadStep) -> None:
+    def _offload_call(self, mechanism: str, offset: int, length: int) -> None:
         fd = self.tgt.fd
         while True:
             try:
                 if mechanism == "BLKZEROOUT":
-                    syscalls.ops.blkzeroout(fd, step.offset, step.length)
+                    syscalls.ops.blkzeroout(fd, offset, length)
                 elif mechanism == "ZERO_RANGE":
                     keep = 0 if self.extend else FALLOC_FL_KEEP_SIZE
-                    syscalls.ops.fallocate(fd, FALLOC_FL_ZERO_RANGE | keep, step.offset, step.length)
+                    syscalls.ops.fallocate(fd, FALLOC_FL_ZERO_RANGE | keep, offset, length)
                 elif mechanism == "WRITE_ZEROES":
                     # No KEEP_SIZE with WRITE_ZEROES; the plan offers it only inside the file or with --extend.
-                    syscalls.ops.fallocate(fd, FALLOC_FL_WRITE_ZEROES, step.offset, step.length)
+                    syscalls.ops.fallocate(fd, FALLOC_FL_WRITE_ZEROES, offset, length)
                 elif mechanism == "PUNCH_HOLE":
-                    syscalls.ops.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, step.offset, step.length)
+                    syscalls.ops.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
                 else:
                     raise ValueError(mechanism)
                 return

@@ -174,13 +174,13 @@ def zero_range(
         try:
             if length:
                 _run(tgt, plan, buf, job, result, extend)
-            if opts.sync:
+            if opts.sync or opts.overwrite:  # overwrite claims the medium: only once the device has it
                 _sync(tgt, job, result)
         finally:
             result.bytes_zeroed, result.calls, result.iovecs = job.bytes_done, job.calls, job.iovecs
         if opts.direct and not result.direct:
             result.fallback.append("direct I/O applies to the write fallback; the offload did the job")
-        result.medium_overwritten, result.medium_note = _medium(result, facts, opts.sync)
+        result.medium_overwritten, result.medium_note = _medium(result, facts, result.synced)
         result.seconds = time.perf_counter() - started
         return result
     finally:
@@ -219,8 +219,10 @@ def _medium(r: ZeroResult, facts: TargetFacts, synced: bool) -> tuple[bool | Non
         return False, "reads return zeros, but the old bytes may remain on the medium (unwritten extents or unmap)"
     if facts.copy_on_write:
         return False, f"zeros written to new blocks ({facts.copy_on_write}); the old ones may remain on the medium"
-    if r.direct or synced:
-        return True, "zeros written over every byte of the range"
+    if synced:
+        return True, "zeros written over every byte of the range, then flushed to the medium (fdatasync)"
+    if r.direct:
+        return None, "zeros written with O_DIRECT; they may still be in the device's volatile cache (use --sync)"
     return None, "zeros written to the page cache; on the medium once written back (use --sync)"
 
 

@@ -2,7 +2,7 @@
 
 Each step is priced by the rule of the kernel path it takes::
 
-    OffloadStep BLKZEROOUT   blkdev_issue_zeroout(): write-zeroes bios, else the kernel's zero pages
+    OffloadStep BLKZEROOUT   blkdev_issue_zeroout() per call: write-zeroes bios, else the kernel's zero pages
     WriteStep O_DIRECT       __blkdev_direct_IO() per pwritev call (nothing merges across calls:
                              each call completes before the next is issued)
     EdgeStep                 a page-cache write written back by sync_file_range(): one bio per
@@ -66,11 +66,18 @@ def predict_plan(plan: ZeroPlan, lim: QueueLimits, source: ZeroSource, *, writeb
         if isinstance(step, OffloadStep):
             if step.mechanisms[0] != "BLKZEROOUT":
                 return Prediction(None, source.name, [f"{step.mechanisms[0]} on a block device is not modelled"])
-            res = model_kernel(lim, step.length, kernel_zero_source(), offset=step.offset)
-            assert res.counts is not None
-            counts.add(res.counts.vector())
+            # One BLKZEROOUT per call: each completes before the next, so nothing merges across
+            # calls. The full calls start call_bytes apart (a multiple of every boundary the
+            # block layer splits at), so one is priced and counted as many times as there are.
+            full, last = divmod(step.length, step.call_bytes or step.length)
+            for n, times, at in ((step.call_bytes or step.length, full, step.offset),
+                                 (last, 1, step.offset + full * (step.call_bytes or step.length))):
+                if n and times:
+                    res = model_kernel(lim, n, kernel_zero_source(), offset=at)
+                    assert res.counts is not None
+                    counts.add(res.counts.vector(), times)
             sectors += step.length // SECTOR_SIZE
-            notes.append(f"BLKZEROOUT: {res.mechanism}")
+            notes.append(f"BLKZEROOUT: {res.mechanism}, {step.calls} call{'s' if step.calls > 1 else ''}")
         elif isinstance(step, EdgeStep):
             sectors += _edge(step, writeback_block, counts)
         elif step.direct:
