@@ -19,7 +19,7 @@ from ..errors import (
 )
 from ..job import JobResult, ZeroJob, error_json
 from .common import StopOnSignals, print_json, say, size_arg
-from .zero_report import describe_plan, resume_command, summary, verified
+from .zero_report import describe_plan, nist_line, resume_command, summary, verified
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ def register(sub: Any) -> None:
                    help="create TARGET as a regular file if it does not exist (then implies --extend)")
     p.add_argument("--checkpoint", type=float, default=None, metavar="SECONDS",
                    help="print a resume command to stderr at most every SECONDS (survives SIGKILL)")
+    p.add_argument("--report", metavar="NAME.pdf", default=None,
+                   help="write an erasure certificate at NAME.pdf (a page per target) and the record as NAME.json")
     p.add_argument("--json", action="store_true", help="print one JSON object (a list for several targets)")
     p.add_argument("-v", "--verbose", action="store_true", help="print the plan and why each choice was made")
     p.set_defaults(func=run)
@@ -91,6 +93,12 @@ def _check_args(args: argparse.Namespace, opts: ZeroOptions) -> None:
     opts.check(dry_run=args.dry_run, verify=args.verify, checkpoint=args.checkpoint)
     if args.create and args.length is None:
         raise UsageError("--create needs --length: a new file has nothing to zero to its end")
+    if args.report is not None:
+        if args.dry_run:
+            raise UsageError("--dry-run and --report cannot be used together: a dry run erases nothing to certify")
+        from ..job.certificate import check_available
+
+        check_available(args.report)
     if args.checkpoint is not None and not args.checkpoint > 0:
         raise UsageError(f"--checkpoint must be a positive number of seconds, not {args.checkpoint}")
     seen: dict[object, str] = {}
@@ -243,9 +251,26 @@ def _report(args: argparse.Namespace, targets: list[_Target]) -> int:
         if v is not None and v.ok:
             line += "; " + verified(v)
         _print(line)
+        if getattr(args, "wipe", False):
+            _print(nist_line(shown, res.to_json()))
     if args.json:
         print_json(out[0] if len(out) == 1 else out)
+    if args.report is not None:
+        code = _worst(code, _certify(args.report, out))
     return code
+
+
+def _certify(path: str, records: list[dict[str, object]]) -> int:
+    """Write the certificate and its record; a failure to write them fails the command (exit 1)."""
+    from ..job.certificate import write_report
+
+    try:
+        pdf, digest = write_report(path, records)
+    except OSError as err:
+        say(f"largezero: --report {path}: {err.strerror or err}")
+        return 1
+    say(f"largezero: certificate written to {pdf}; record sha256 {digest}")
+    return EXIT_OK
 
 
 def _print(line: str) -> None:

@@ -7,6 +7,8 @@ from ..units import format_size
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..engine.options import ZeroOptions
     from ..engine.zeroout import ZeroResult
     from ..verify import VerifyResult
@@ -79,3 +81,11 @@ def verified(v: VerifyResult) -> str:
     skipped = (f", {v.bytes_skipped} not read: holes and unwritten extents read as zero without touching "
                "the medium" if v.bytes_skipped else "")
     return f"verified zero ({v.bytes_read} bytes read{' O_DIRECT' if v.direct else ''}{skipped}, {v.seconds:.3f} s)"
+
+
+def nist_line(shown: str, record: dict[str, Any]) -> str:
+    """'TARGET: NIST SP 800-88: Clear (why)' or '... no category reached: why not', from the record."""
+    e = record["erasure"]
+    if e["nist_sp800_88"]:
+        return f"{shown}: NIST SP 800-88: {e['nist_sp800_88']} ({e['nist_sp800_88_reason']})"
+    return f"{shown}: NIST SP 800-88: no category reached: {e['nist_sp800_88_reason']}"

@@ -18,9 +18,13 @@ from ..targets import BLOCK, Target, open_target, opened
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..cancel import Cancel
     from ..engine.plan import ZeroPlan
     from ..engine.writeloop import Progress
+
+    Phase = Callable[[str, int], Progress | None]  # (label, total bytes) -> that phase's progress
     from ..mm import ZeroBuffer
     from ..targets.diskstat import DiskStat
     from ..verify import VerifyResult
@@ -43,6 +47,8 @@ class JobResult:
     verified: VerifyResult | None = None
     identity: dict[str, object] | None = None
     resolved: str | None = None  # what a symlink target resolved to
+    started: str | None = None  # UTC, ISO 8601: when the zeroing began
+    finished: str | None = None  # and when it (and its verification) ended
 
     @property
     def ok(self) -> bool:
@@ -72,6 +78,10 @@ class JobResult:
             out["resolved"] = self.resolved
         if self.verified is not None:
             out["verify"] = self.verified.to_dict()
+        if self.zeroed is not None:
+            from .erasure import erasure_record
+
+            out["erasure"] = erasure_record(self)
         return out
 
 
@@ -136,8 +146,13 @@ class ZeroJob:
             self.tgt.close()
             self.tgt = None
 
-    def run(self, progress: Progress | None = None, cancel: Cancel | None = None) -> JobResult:
-        """Zero (or plan, for a dry run), measure, predict, verify; raises the engine's errors."""
+    def run(self, progress: Progress | None = None, cancel: Cancel | None = None,
+            phase: Phase | None = None) -> JobResult:
+        """Zero (or plan, for a dry run), measure, predict, verify; raises the engine's errors.
+
+        ``progress`` is told the bytes zeroed so far; ``phase(label, total)``, when given, is
+        called as the read-back starts ("verifying") and returns its progress callback.
+        """
         if self.tgt is None:
             self.open()
         tgt = self.tgt
@@ -148,6 +163,9 @@ class ZeroJob:
             out.zero_buffer = buf
             out.predicted = predict(out.plan, tgt, buf if out.plan.method != "offload" else None)
             return out
+        from .erasure import utc_now
+
+        out.started = utc_now()
         before = _stat(out.device)
         try:
             out.zeroed = zero_range(tgt, self.offset, self.total, self._engine_options(), progress=progress,
@@ -166,7 +184,8 @@ class ZeroJob:
         if out.zeroed.plan is not None:
             out.predicted = predict(out.zeroed.plan, tgt, out.zeroed.zero_buffer)
         if self.verify:
-            self._verify(out, cancel)
+            self._verify(out, cancel, phase("verifying", out.zeroed.bytes_zeroed) if phase else None)
+        out.finished = utc_now()
         return out
 
     def _engine_options(self) -> ZeroOptions:
@@ -177,26 +196,27 @@ class ZeroJob:
             return replace(o, extend=True)
         return o
 
-    def _verify(self, out: JobResult, cancel: Cancel | None) -> None:
+    def _verify(self, out: JobResult, cancel: Cancel | None, progress: Progress | None) -> None:
         from ..verify import verify_target
 
         z = out.zeroed
         assert z is not None
         with opened(self.target, writable=False) as ro:
             out.verified = verify_target(ro, z.offset, z.bytes_zeroed, direct=self.options.overwrite,
-                                         cancel=cancel)
+                                         cancel=cancel, progress=progress)
 
 
 def zero_job(target: str | os.PathLike[str], offset: int = 0, length: int | None = None, *,
              options: ZeroOptions | None = None, verify: bool = False, dry_run: bool = False,
-             progress: Progress | None = None, cancel: Cancel | None = None) -> JobResult:
+             progress: Progress | None = None, cancel: Cancel | None = None,
+             phase: Phase | None = None) -> JobResult:
     """Zero [offset, offset+length) of ``target`` (None: to its end) as ``largezero zero`` does:
     refuse what is in use, zero, measure the device's counters, price the plan with the model,
     verify when asked (``result.ok``; a non-zero byte is not an exception), and return the record
     (``to_json()`` is the command's ``--json`` object). ``dry_run``: plan and price only, refusing
     what the real run refuses. Raises LargezeroError subclasses (TargetError is an OSError)."""
     with ZeroJob(target, offset, length, options=options, verify=verify, dry_run=dry_run) as job:
-        return job.run(progress, cancel)
+        return job.run(progress, cancel, phase)
 
 
 def predict(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:

@@ -47,6 +47,31 @@ def loop_backing(rdev: int) -> dict[str, object] | None:
     return None
 
 
+# Where a disk hangs in the sysfs device tree says how it is attached (as lsblk's TRAN does).
+_TRANSPORTS = (("/usb", "usb"), ("/nvme", "nvme"), ("/ata", "ata"), ("/mmc", "mmc"), ("/virtio", "virtio"),
+               ("/sas_", "sas"), ("/end_device-", "sas"), ("/vmbus", "hyperv"), ("/xen", "xen"))
+_VIRTUAL = ("loop", "zram", "ram", "dm-", "md", "nbd", "rbd", "vd", "xvd")
+
+
+def transport(disk: str | None, name: str | None) -> str | None:
+    """usb, nvme, ata, sas, scsi, mmc, virtio, loop, ... for a disk's sysfs directory; None unknown."""
+    if name and name.startswith(("loop", "zram", "dm-", "md", "nbd", "ram")):
+        return name.rstrip("0123456789").rstrip("-") or name
+    if disk is None:
+        return None
+    for part, tran in _TRANSPORTS:
+        if part in disk:
+            return tran
+    return "scsi" if "/target" in disk else None
+
+
+def is_virtual(ident: dict[str, object]) -> bool:
+    """Loop, device-mapper, zram, virtio and other devices whose blocks are someone else's storage."""
+    name = str(ident.get("name") or "")
+    return ident.get("loop") is not None or name.startswith(_VIRTUAL) or ident.get("transport") in ("virtio", "xen",
+                                                                                                      "hyperv")
+
+
 def block_identity(tgt: Target) -> dict[str, object]:
     disk = _disk_dir(tgt.rdev)
     dev = os.path.join(disk, "device") if disk else None
@@ -78,6 +103,7 @@ def block_identity(tgt: Target) -> dict[str, object]:
         "rotational": (_read(os.path.join(disk, "queue", "rotational")) == "1") if disk else None,
         "removable": (_read(os.path.join(disk, "removable")) == "1") if disk else None,
         "diskseq": _int(_read(os.path.join(disk, "diskseq"))) if disk else None,
+        "transport": transport(disk, tgt.block_name),
         "loop": loop_backing(tgt.rdev),
     }
 
