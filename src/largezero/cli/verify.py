@@ -9,7 +9,7 @@ from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH
 from ..targets import opened
 from ..units import format_size
 from ..verify import VerifyResult, verify_target
-from .common import StopOnSignals, print_json, size_arg
+from .common import StopOnSignals, print_json, say, size_arg
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
                    help="bytes to check (default: to the end)")
     p.add_argument("--direct", action="store_true",
                    help="read the stored data with O_DIRECT, from the medium, not the page cache")
+    p.add_argument("--report", metavar="NAME.pdf", default=None,
+                   help="write a certificate of the verification at NAME.pdf and its record as NAME.json")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -52,15 +54,39 @@ def to_dict(name: str, r: VerifyResult) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from .progress import progress_display
 
+    if args.report is not None:
+        from ..job.certificate import check_available
+
+        check_available(args.report)
     cancel = Flag()
     with StopOnSignals(cancel), opened(args.target, writable=False) as tgt:
+        started = _utc() if args.report else ""
         size = tgt.refresh_size()
         length = args.length if args.length is not None else max(0, size - args.offset)
         with progress_display([(f"verifying {args.target}", length)], not args.json) as bars:
             result = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel,
                                    progress=bars[0] if bars else None)
+        if args.report:
+            from ..job.erasure import verification_record
+
+            record = verification_record(args.target, tgt.identity(), result, started, _utc())
     if args.json:
         print_json(to_dict(args.target, result))
     else:
         print(describe(args.target, result))
+    if args.report:
+        from ..job.certificate import write_report
+
+        try:
+            pdf, digest = write_report(args.report, [record], kind="verification")
+        except OSError as err:
+            say(f"largezero: --report {args.report}: {err.strerror or err}")
+            return 1
+        say(f"largezero: certificate written to {pdf}; record sha256 {digest}")
     return EXIT_OK if result.ok else EXIT_VERIFY_MISMATCH
+
+
+def _utc() -> str:
+    from ..job.erasure import utc_now
+
+    return utc_now()

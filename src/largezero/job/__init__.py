@@ -14,7 +14,7 @@ from .._record import record
 from ..engine.options import ZeroOptions
 from ..engine.zeroout import ZeroResult, check_range, plan_job, zero_range
 from ..errors import LargezeroError, UsageError, ZeroingError
-from ..targets import BLOCK, Target, open_target, opened
+from ..targets import BLOCK, Target, open_target, opened, refuse_as_writer
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ class ZeroJob:
         existed = os.path.lexists(self.target)
         self.tgt = open_target(self.target, force=o.force, create=o.create and not self.dry_run,
                                writable=not self.dry_run)
+        if self.dry_run:
+            refuse_as_writer(self.tgt, force=o.force)  # a dry run refuses what the real run refuses
         self.created = o.create and not existed and not self.dry_run
         try:
             self.total = check_range(self.tgt, self.offset, self.length, o.extend or self.created)

@@ -125,7 +125,8 @@ def _verification_rows(v: dict[str, Any]) -> list[tuple[str, str]]:
     result = "verified: every byte read back as zero" if v["result"] == "zero" else \
         f"FAILED: a non-zero byte at offset {v['first_nonzero']}"
     return [("Verification", f"{result} ({v['method']})"),
-            ("Read from the medium", f"{v['bytes_read_from_medium']} bytes"),
+            ("Read from the medium" if v["bytes_read_from_medium"] or not v["bytes_read"] else "Read back (buffered)",
+             f"{v['bytes_read']} bytes"),
             ("Not read (holes)", f"{v['bytes_skipped']} bytes: holes and unwritten extents read as zero without "
                                  "touching the medium" if v["bytes_skipped"] else "0 bytes")]
 
@@ -165,7 +166,7 @@ def _page(pdf: Any, rec: dict[str, Any], kind: str, record_name: str, digest: st
                                       *_verification_rows(rec["verification"]),
                                       ("Started (UTC)", str(rec.get("started"))),
                                       ("Finished (UTC)", str(rec.get("finished")))])]
-        caveat = "This certifies a verification (a read-back), not an erasure: no data was written."
+        caveat = "This certifies a verification (a read-back), not an erasure: this job wrote nothing."
         host = [("Tool", rec["tool"]), ("Host", rec["host"]), ("Kernel", rec["kernel"])]
     sections.append(("Tool and host", host))
     sections.append(("Record", [("JSON record", record_name), ("SHA-256 of the record", digest)]))

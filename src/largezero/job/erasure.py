@@ -17,6 +17,7 @@ from ..targets.identity import is_virtual
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
+    from ..verify import VerifyResult
     from . import JobResult
 
 # The purge route of a device, by transport (IEEE 2883 / NIST SP 800-88 Purge: the device's own
@@ -101,10 +102,13 @@ def nist_category(res: JobResult) -> tuple[str | None, str]:
 
 def verification(res: JobResult) -> dict[str, object]:
     v = res.verified
-    if v is None:
-        return {"performed": False, "result": None}
+    return {"performed": False, "result": None} if v is None else _verification_of(v)
+
+
+def _verification_of(v: VerifyResult) -> dict[str, object]:
     return {"performed": True, "result": "zero" if v.ok else "non-zero", "method": "read back with O_DIRECT"
-            if v.direct else "read back buffered", "bytes_read_from_medium": v.bytes_read,
+            if v.direct else "read back buffered (the page cache may have answered)", "bytes_read": v.bytes_read,
+            "bytes_read_from_medium": v.bytes_read if v.direct else 0,
             "bytes_skipped": v.bytes_skipped, "first_nonzero": v.first_nonzero, "data_map": v.mapped,
             "seconds": round(v.seconds, 6)}
 
@@ -136,3 +140,13 @@ def erasure_record(res: JobResult) -> dict[str, object]:
         "nist_sp800_88_reason": reason,
         "device_caveat": caveat(ident),
     }
+
+
+def verification_record(target: str, identity: dict[str, object], v: VerifyResult, started: str,
+                        finished: str) -> dict[str, object]:
+    """The record of a verification alone (``verify --report``): what was read, from where, when."""
+    uname = os.uname()
+    return {"target": target, "identity": identity, "offset": v.offset, "length": v.length,
+            "verification": _verification_of(v), "started": started, "finished": finished,
+            "host": uname.nodename, "tool": f"largezero {__version__}",
+            "kernel": f"Linux {uname.release} {uname.machine}"}

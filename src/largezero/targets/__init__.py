@@ -374,6 +374,15 @@ def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_us
             raise TargetError(f"{tgt.name}: device carries {found}; use {option('force')} to zero it anyway")
 
 
+def refuse_as_writer(tgt: Target, *, force: bool = False) -> None:
+    """On a target opened read-only (a dry run), the refusals opening it for writing would make."""
+    try:
+        _refuse_if_unsafe(tgt, writable=True, force=force)
+    except BaseException:
+        tgt.close()
+        raise
+
+
 def probe_signature(tgt: Target) -> str | None:
     """Every libblkid signature on a device, described like wipefs, or None when there is none."""
     from .signatures import describe_signatures
@@ -432,4 +441,5 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature"]
+__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature",
+           "refuse_as_writer"]
