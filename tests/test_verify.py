@@ -254,7 +254,7 @@ def test_cancel_stops_with_how_far_it_got(tmp: str) -> None:
             with pytest.raises(VerifyInterrupted) as info:
                 check_zero(fd, 4096, 32 << 20, direct=direct, cancel=cancel)
             assert info.value.exit_code == EXIT_INTERRUPTED and info.value.stopped_at == 4096
-            assert "resume with -o 4096" in str(info.value)
+            assert "interrupted at byte 4096" in str(info.value)
     finally:
         os.close(fd)
 
@@ -281,7 +281,10 @@ def test_signal_during_a_long_verify_exits_130_within_a_second(long_read_device:
             proc.wait()
     assert proc.returncode == EXIT_INTERRUPTED, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "interrupted at byte" in lines[0] and out == ""
+    assert len(lines) == 2 and "interrupted at byte" in lines[0] and out == ""
+    stopped = int(lines[0].split("interrupted at byte ")[1].split(":")[0])
+    assert lines[1] == (f"largezero: resume with: largezero verify -o {stopped} -l {(1 << 40) - stopped} --direct "
+                        f"-- {path}")
 
 
 @requires_root

@@ -5,12 +5,13 @@
 #    source ~/.local/share/bash_completion/largezero
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_largezero_subparsers=(zero info demo verify write model bench cat)
+_shtab_largezero_subparsers=(zero wipe info demo verify write model bench cat)
 
-_shtab_largezero_zero_option_strings=(-h --help -o --offset -l --length -m --method -d --direct --overwrite --unmap --extend --sync -f --force -n --dry-run --backing --no-large-page --call-size --iov-size --verify --create --checkpoint --json -v --verbose)
+_shtab_largezero_zero_option_strings=(-h --help -o --offset -l --length -m --method -d --direct --overwrite --unmap --extend --sync -f --force -n --dry-run --backing --no-large-page --call-size --iov-size --verify --create --checkpoint --report --json -v --verbose)
+_shtab_largezero_wipe_option_strings=(-h --help -f --force --report --checkpoint --json -v --verbose)
 _shtab_largezero_info_option_strings=(-h --help --json)
 _shtab_largezero_demo_option_strings=(-h --help -s --size --no-device --json)
-_shtab_largezero_verify_option_strings=(-h --help -o --offset -l --length --direct --json)
+_shtab_largezero_verify_option_strings=(-h --help -o --offset -l --length --direct --report --json)
 _shtab_largezero_write_option_strings=(-h --help -o --offset -d --direct -b --block-size --sync -f --force --json)
 _shtab_largezero_model_option_strings=(-h --help --device --preset --path -l --length -o --offset --call-size --zero-source --contiguity --page-size --max-sectors-kb --block-size --dio-write --file-size --extent --nomerges --no-write-zeroes --write-zeroes-fails --json --plot)
 _shtab_largezero_bench_option_strings=(-h --help -t --target -s --size -r --rounds --quick --cache -c --contender --dir --probe-size --no-verify --list --json --plot --sections)
@@ -26,7 +27,7 @@ _shtab_largezero_model___preset_choices=(kernel-default loop nvme-mdts128k nvme-
 _shtab_largezero_model___path_choices=(kernel direct iomap)
 _shtab_largezero_model___extent_choices=(hole unwritten written)
 _shtab_largezero_model___nomerges_choices=(0 1 2)
-_shtab_largezero_pos_0_choices=(zero info demo verify write model bench cat)
+_shtab_largezero_pos_0_choices=(zero wipe info demo verify write model bench cat)
 
 _shtab_largezero_zero_pos_0_nargs=+
 _shtab_largezero_zero__h_nargs=0
@@ -47,6 +48,14 @@ _shtab_largezero_zero___create_nargs=0
 _shtab_largezero_zero___json_nargs=0
 _shtab_largezero_zero__v_nargs=0
 _shtab_largezero_zero___verbose_nargs=0
+_shtab_largezero_wipe_pos_0_nargs=+
+_shtab_largezero_wipe__h_nargs=0
+_shtab_largezero_wipe___help_nargs=0
+_shtab_largezero_wipe__f_nargs=0
+_shtab_largezero_wipe___force_nargs=0
+_shtab_largezero_wipe___json_nargs=0
+_shtab_largezero_wipe__v_nargs=0
+_shtab_largezero_wipe___verbose_nargs=0
 _shtab_largezero_info__h_nargs=0
 _shtab_largezero_info___help_nargs=0
 _shtab_largezero_info___json_nargs=0

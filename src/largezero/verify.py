@@ -231,7 +231,7 @@ class _Check:
         pos, skipped = self.pos, self.pos - self.offset - self.bytes_read
         return VerifyInterrupted(
             f"verify interrupted at byte {pos}: bytes {self.offset}..{pos} are zero "
-            f"({self.bytes_read} read, {skipped} skipped); resume with -o {pos} -l {self.end - pos}",
+            f"({self.bytes_read} read, {skipped} skipped)",
             offset=self.offset, checked=pos - self.offset, bytes_read=self.bytes_read, bytes_skipped=skipped)
 
     def run(self, ranges: Iterator[tuple[int, int]], mapped: str) -> VerifyResult:

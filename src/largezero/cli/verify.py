@@ -8,7 +8,7 @@ from ..cancel import Flag
 from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH
 from ..targets import opened
 from ..units import format_size
-from ..verify import VerifyResult, verify_target
+from ..verify import VerifyInterrupted, VerifyResult, verify_target
 from .common import StopOnSignals, print_json, say, size_arg
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
@@ -63,9 +63,18 @@ def run(args: argparse.Namespace) -> int:
         started = _utc() if args.report else ""
         size = tgt.refresh_size()
         length = args.length if args.length is not None else max(0, size - args.offset)
-        with progress_display([(f"verifying {args.target}", length)], not args.json) as bars:
-            result = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel,
-                                   progress=bars[0] if bars else None)
+        try:
+            with progress_display([(f"verifying {args.target}", length)], not args.json) as bars:
+                result = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel,
+                                       progress=bars[0] if bars else None)
+        except VerifyInterrupted as err:  # the bar is gone by now: the message stays alone
+            import shlex
+
+            argv = ["largezero", "verify", "-o", str(err.stopped_at), "-l", str(err.offset + length - err.stopped_at),
+                    *(["--direct"] if args.direct else []), "--", args.target]
+            say(f"largezero: {err}")
+            say(f"largezero: resume with: {shlex.join(argv)}")
+            return err.exit_code
         if args.report:
             from ..job.erasure import verification_record
 

@@ -134,10 +134,10 @@ class ZeroJob:
         existed = os.path.lexists(self.target)
         self.tgt = open_target(self.target, force=o.force, create=o.create and not self.dry_run,
                                writable=not self.dry_run)
-        if self.dry_run:
-            refuse_as_writer(self.tgt, force=o.force)  # a dry run refuses what the real run refuses
         self.created = o.create and not existed and not self.dry_run
         try:
+            if self.dry_run:
+                refuse_as_writer(self.tgt, force=o.force)  # a dry run refuses what the real run refuses
             self.total = check_range(self.tgt, self.offset, self.length, o.extend or self.created)
         except BaseException:
             self.close()

@@ -376,11 +376,7 @@ def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_us
 
 def refuse_as_writer(tgt: Target, *, force: bool = False) -> None:
     """On a target opened read-only (a dry run), the refusals opening it for writing would make."""
-    try:
-        _refuse_if_unsafe(tgt, writable=True, force=force)
-    except BaseException:
-        tgt.close()
-        raise
+    _refuse_if_unsafe(tgt, writable=True, force=force)
 
 
 def probe_signature(tgt: Target) -> str | None:
