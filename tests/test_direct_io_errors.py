@@ -288,6 +288,7 @@ def test_no_read_ever_even_over_data(tmp_path: Any) -> None:
     for block in (4096, 65536, PMD):
         with DirectWriter(path, block_size=block) as w, installed(Faulty(read_error=errno.EIO)) as f:
             result = w.write(b"z" * 100_000, 1000 + block)
+        assert result.bytes_written == 100_000
         assert f.reads == 0
         base = expected_after(base, b"z" * 100_000, 1000 + block)
         assert read_range(path, 0, SIZE) == base
