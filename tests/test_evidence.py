@@ -199,3 +199,23 @@ def test_dry_run_refuses_what_the_real_run_refuses(tmp_path: os.PathLike[str], m
         assert _json("zero", dev, "--dry-run", "--force")["dry_run"] is True
     finally:
         subprocess.run(["umount", mnt], check=False, capture_output=True)
+
+
+def test_the_job_reads_back_in_a_phase_of_its_own(tmp_path: os.PathLike[str]) -> None:
+    import largezero
+
+    path = os.path.join(os.fspath(tmp_path), "p.img")
+    make_image(path, 24 * MiB)
+    fill_pattern(path, 0, 24 * MiB)
+    zeroing: list[int] = []
+    phases: list[tuple[str, int]] = []
+    checked: list[int] = []
+
+    def phase(label: str, total: int) -> Callable[[int], None]:
+        phases.append((label, total))
+        return checked.append
+
+    res = largezero.zero_job(path, MiB, 20 * MiB, options=largezero.ZeroOptions(overwrite=True), verify=True,
+                             progress=zeroing.append, phase=phase)
+    assert res.ok and phases == [("verifying", 20 * MiB)]
+    assert zeroing[-1] == 20 * MiB and checked[-1] == 20 * MiB and checked == sorted(checked)
