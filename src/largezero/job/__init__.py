@@ -14,7 +14,7 @@ from .._record import record
 from ..engine.options import ZeroOptions
 from ..engine.zeroout import ZeroResult, check_range, plan_job, zero_range
 from ..errors import LargezeroError, UsageError, ZeroingError
-from ..targets import BLOCK, Target, open_target, opened
+from ..targets import BLOCK, Target, open_target, opened, refuse_as_writer
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -127,9 +127,11 @@ class ZeroJob:
         o = self.options
         existed = os.path.lexists(self.target)
         self.tgt = open_target(self.target, force=o.force, create=o.create and not self.dry_run,
-                               writable=not self.dry_run)
+                               writable=not self.dry_run, force_signatures=o.force_signatures)
         self.created = o.create and not existed and not self.dry_run
         try:
+            if self.dry_run:  # opened read-only: refuse what the real run would refuse
+                refuse_as_writer(self.tgt, force=o.force, force_signatures=o.force_signatures)
             self.total = check_range(self.tgt, self.offset, self.length, o.extend or self.created)
         except BaseException:
             self.close()
