@@ -1,0 +1,148 @@
+"""The Ansible module largezero.storage.zero, run by a real ansible-playbook.
+
+Three inventory hosts, all this machine (``ansible_connection=local``, the venv's interpreter,
+forks 3), each zeroing its own loop device with overwrite and verify; one device is mounted.
+Each host writes its task result to a JSON file (a local copy task that runs in check mode
+too), so the test reads what the module returned, not the callback's text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount
+
+from .helpers import read_range, requires_root
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+SIZE = 16 << 20
+
+pytestmark = pytest.mark.skipif(not os.path.exists(PLAYBOOK_BIN), reason="ansible-core is not installed in the venv")
+
+PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: zero this host's device
+      largezero.storage.zero:
+        target: "{{ device }}"
+        overwrite: true
+        verify: true
+      register: zeroed
+      ignore_errors: true
+    - name: keep the result for the test
+      ansible.builtin.copy:
+        content: "{{ zeroed | to_json }}"
+        dest: "{{ results }}/{{ inventory_hostname }}.json"
+      check_mode: false
+"""
+
+
+def run_playbook(work: str, hosts: dict[str, str], check: bool, results: str,
+                 interpreter: str = sys.executable) -> dict[str, dict[str, object]]:
+    os.makedirs(results, exist_ok=True)
+    inventory = os.path.join(work, "inventory.ini")
+    with open(inventory, "w") as f:
+        f.write("[all]\n")
+        for host, device in hosts.items():
+            f.write(f"{host} ansible_connection=local ansible_python_interpreter={interpreter} device={device}\n")
+    playbook = os.path.join(work, "zero.yml")
+    with open(playbook, "w") as f:
+        f.write(PLAYBOOK)
+    config = os.path.join(work, "ansible.cfg")  # an empty one: no user or system configuration
+    open(config, "w").close()
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": REPO, "ANSIBLE_LOCAL_TEMP": os.path.join(work, "tmp"),
+           "ANSIBLE_REMOTE_TEMP": os.path.join(work, "tmp"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": config,
+           "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_PYTHON_INTERPRETER": interpreter}
+    argv = [PLAYBOOK_BIN, "-i", inventory, "--forks", "3", "-e", f"results={results}", playbook]
+    if check:
+        argv.append("--check")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr  # failures are ignored_errors, not fatal
+    out = {}
+    for host in hosts:
+        with open(os.path.join(results, f"{host}.json")) as f:
+            out[host] = json.load(f)
+    return out
+
+
+@contextlib.contextmanager
+def mounted(dev: str) -> Iterator[str]:
+    where = tempfile.mkdtemp(prefix="largezero-ansible-mnt-")
+    try:
+        subprocess.run(["mount", dev, where], check=True, capture_output=True)
+        try:
+            yield where
+        finally:
+            subprocess.run(["umount", where], check=True, capture_output=True)
+    finally:
+        os.rmdir(where)
+
+
+@requires_root
+def test_playbook_over_three_hosts_check_mode_then_real_run(tmp_path: os.PathLike[str]) -> None:
+    work = os.fspath(tmp_path)
+    with contextlib.ExitStack() as stack:
+        mnt = stack.enter_context(memfs_mount("ramfs"))
+        devs = []
+        for i in range(3):
+            image = make_image(os.path.join(mnt, f"host{i}.img"), SIZE)
+            fill_pattern(image, 0, SIZE)
+            devs.append(stack.enter_context(loop_device(image)))
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", devs[2]],
+                       check=True, capture_output=True)
+        where = stack.enter_context(mounted(devs[2]))
+        with open(os.path.join(where, "tenant.txt"), "w") as f:
+            f.write("still here\n")
+        hosts = {"alpha": devs[0], "bravo": devs[1], "charlie": devs[2]}
+        before = {d: read_range(d, 0, SIZE) for d in devs[:2]}
+
+        checked = run_playbook(work, hosts, check=True, results=os.path.join(work, "check"))
+        for host in ("alpha", "bravo"):
+            r = checked[host]
+            assert r["changed"] is True and not r.get("failed"), r
+            assert r["plan"]["dry_run"] is True and r["plan"]["plan"]["length"] == SIZE
+            assert r["plan"]["plan"]["direct"] is True and "record" not in r
+        assert checked["charlie"]["failed"] is True
+        assert f"mounted on {where}" in checked["charlie"]["msg"]
+        assert "\n" not in checked["charlie"]["msg"]
+        for d in devs[:2]:
+            assert read_range(d, 0, SIZE) == before[d], "check mode wrote to a device"
+
+        ran = run_playbook(work, hosts, check=False, results=os.path.join(work, "run"))
+        for host, dev in (("alpha", devs[0]), ("bravo", devs[1])):
+            r = ran[host]
+            assert r["changed"] is True and not r.get("failed"), r
+            record = r["record"]
+            assert record["target"] == dev and record["bytes_zeroed"] == SIZE
+            assert record["medium_overwritten"] is True and record["synced"] is True
+            assert record["verify"]["zero"] is True and record["verify"]["bytes_read"] == SIZE
+            assert read_range(dev, 0, SIZE).count(0) == SIZE
+        r = ran["charlie"]
+        assert r["failed"] is True and r["changed"] is False and "record" not in r
+        assert f"mounted on {where}" in r["msg"]
+        with open(os.path.join(where, "tenant.txt")) as f:
+            assert f.read() == "still here\n"
+
+
+def test_missing_largezero_on_the_managed_host(tmp_path: os.PathLike[str]) -> None:
+    """A managed host whose Python has no largezero gets Ansible's missing_required_lib message."""
+    bare = shutil.which("python3", path="/usr/bin:/bin")
+    if bare is None or subprocess.run([bare, "-c", "import largezero"], capture_output=True).returncode == 0:
+        pytest.skip("no system python3 without largezero")
+    work = os.fspath(tmp_path)
+    got = run_playbook(work, {"delta": os.path.join(work, "never-made.img")}, check=False,
+                       results=os.path.join(work, "run"), interpreter=bare)
+    r = got["delta"]
+    assert r["failed"] is True
+    assert "Failed to import the required Python library (largezero)" in r["msg"]
