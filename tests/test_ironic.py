@@ -33,8 +33,8 @@ ipa_errors = pytest.importorskip("ironic_python_agent.errors")
 
 SIZE = 32 << 20
 # What erase_block_device runs, on this machine: IPA's generic manager (hdparm, lsblk, shred)
-# and largezero's firmware probes (hdparm, smartctl, nvme). Missing ones are skipped.
-ERASE_TOOLS = ("hdparm", "lsblk", "blkid", "shred", "smartctl", "nvme", "udevadm")
+# and largezero's firmware probes (hdparm, smartctl, nvme); readlink for IPA's NIC probes. Missing ones are skipped.
+ERASE_TOOLS = ("hdparm", "lsblk", "blkid", "shred", "smartctl", "nvme", "udevadm", "readlink")
 
 
 @contextlib.contextmanager
