@@ -34,10 +34,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ironic_python_agent import config as _config  # noqa: E402,F401  # registers IPA's options
 from ironic_python_agent import hardware  # noqa: E402
 from oslo_config import cfg  # noqa: E402
+from tests.test_ironic import ipa_path  # noqa: E402
 
 from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount  # noqa: E402
 from largezero.units import parse_size  # noqa: E402
-from tests.test_ironic import ipa_path  # noqa: E402
 
 NODES = {
     "largezero": {"uuid": "bench", "driver_info": {}, "properties": {}, "driver_internal_info": {}},
