@@ -213,17 +213,19 @@ class LargezeroHardwareManager(hardware.HardwareManager):  # type: ignore[misc] 
         if why:
             LOG.info("largezero: leaving %s to the next hardware manager: %s", name, why)
             raise errors.IncompatibleHardwareMethodError(f"largezero leaves {name} to the next manager: {why}")
-        import largezero
+        from ..engine.options import ZeroOptions
+        from ..errors import LargezeroError, ZeroingError
+        from ..job import zero_job
 
-        opts = largezero.ZeroOptions(method=settings.method, overwrite=settings.overwrite, sync=True,
+        opts = ZeroOptions(method=settings.method, overwrite=settings.overwrite, sync=True,
                                      force_signatures=True, call_size=settings.call_size)
         LOG.info("largezero: zeroing all of %s (%s, verify %s)", name,
                  "zeros over every byte with O_DIRECT" if settings.overwrite else "offload allowed", settings.verify)
         try:
-            result = largezero.zero_job(name, options=opts, verify=settings.verify)
-        except largezero.ZeroingError as err:
+            result = zero_job(name, options=opts, verify=settings.verify)
+        except ZeroingError as err:
             raise errors.BlockDeviceEraseError(f"largezero failed part way on {name}: {reason(err)}") from None
-        except largezero.LargezeroError as err:
+        except LargezeroError as err:
             raise errors.BlockDeviceEraseError(f"largezero did not erase {name} (nothing written): "
                                                f"{reason(err)}") from None
         out = result.to_json()
