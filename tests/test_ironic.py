@@ -215,3 +215,66 @@ def test_ata_security_lines_parse_as_ipa_parses_them() -> None:
     assert "supported" in lines and "not frozen" in lines and "not locked" in lines
     assert "frozen" in ata_security_lines(HDPARM_SECURITY % "\tfrozen")
     assert ata_security_lines("\n/dev/loop0:\n") == []  # hdparm -I on a loop device prints nothing
+
+
+@pytest.fixture
+def pattern_loop() -> Iterator[Callable[[], str]]:
+    """Factory: a loop device over a ramfs file full of a non-zero pattern."""
+    with contextlib.ExitStack() as stack:
+        mnt = stack.enter_context(memfs_mount("ramfs"))
+        count = 0
+
+        def make() -> str:
+            nonlocal count
+            count += 1
+            image = make_image(os.path.join(mnt, f"meta{count}.img"), SIZE)
+            fill_pattern(image, 0, SIZE)
+            return stack.enter_context(loop_device(image))
+
+        yield make
+
+
+def changed_bytes(before: bytes, after: bytes) -> set[int]:
+    return {i for i in range(len(before)) if before[i] != after[i]} if before != after else set()
+
+
+def whole(dev: str) -> bytes:
+    fd = os.open(dev, os.O_RDONLY)
+    try:
+        return os.pread(fd, SIZE, 0)
+    finally:
+        os.close(fd)
+
+
+@requires_root
+def test_metadata_step_zeroes_every_signature_at_its_offset_and_nothing_else(
+        ipa: object, pattern_loop: Callable[[], str], ext4_loop: Callable[[], str]) -> None:
+    gpt = pattern_loop()
+    subprocess.run(["sfdisk", "-q", "--no-reread", gpt], input="label: gpt\n,8M\n,8M\n", text=True,
+                   check=True, capture_output=True)
+    fs = ext4_loop()
+    before = {d: whole(d) for d in (gpt, fs)}
+    with ipa_path():
+        got = {d: hardware.dispatch_to_managers("erase_block_device_metadata", NODE, block_device(d))
+               for d in (gpt, fs)}
+    # The PMBR's boot signature, the primary GPT header's magic, then the backup header's, found
+    # only once the primary is gone; on the ext4 device the superblock magic.
+    assert [(z["signature"]["type"], z["signature"]["offset"]) for z in got[gpt]] == \
+        [("gpt", 512), ("gpt", SIZE - 512), ("PMBR", 510)]
+    assert [(z["signature"]["type"], z["signature"]["offset"]) for z in got[fs]] == [("ext4", 0x438)]
+    assert all(z["record"]["verify"]["zero"] is True for z in got[gpt] + got[fs])
+    assert changed_bytes(before[gpt], whole(gpt)) == {510, 511, *range(512, 520), *range(SIZE - 512, SIZE - 504)}
+    assert changed_bytes(before[fs], whole(fs)) == {0x438, 0x439}
+    for d in (gpt, fs):
+        left = subprocess.run(["wipefs", "--no-act", "--all", d], capture_output=True, text=True)
+        assert left.stdout == "", left.stdout
+
+
+@requires_root
+def test_metadata_step_refuses_a_mounted_device(ipa: object, ext4_loop: Callable[[], str]) -> None:
+    dev = ext4_loop()
+    with mounted(dev) as where:
+        before = digest(dev)[0]
+        with ipa_path(), pytest.raises(ipa_errors.BlockDeviceEraseError, match=f"mounted on {where}"):
+            hardware.dispatch_to_managers("erase_block_device_metadata", NODE, block_device(dev))
+        assert digest(dev)[0] == before

@@ -18,8 +18,11 @@ This manager reports ``SERVICE_PROVIDER``, so it sees ``erase_block_device`` bef
   device, with an error that says which, and writes nothing to it. Signatures are no reason to
   refuse here: erasing the last tenant's filesystems is the point.
 
-``erase_block_device_metadata`` is the per-device metadata step, and ``erase_devices_metadata``
-runs it over the devices IPA would clean: see :mod:`largezero.integrations.metadata`.
+``erase_block_device_metadata(node, block_device)`` is the per-device metadata step: every
+signature libblkid finds (both GPT headers and the protective MBR, md superblocks at the end,
+LVM, LUKS, filesystems) zeroed at its own offset with the job and read back, nothing else written
+(:mod:`largezero.job.metadata`). ``erase_devices_metadata``, the clean step, runs it over the
+devices IPA would clean, partitions before their disks, as the generic step does.
 
 Options come from the node, ``driver_info`` over ``properties``, named ``largezero_*``
 (:data:`DEFAULTS`; docs/fleet.md). IPA's own ``agent_enable_nvme_secure_erase`` and
@@ -235,3 +238,60 @@ class LargezeroHardwareManager(hardware.HardwareManager):  # type: ignore[misc] 
                                                f"byte at {result.verified.first_nonzero}")
         LOG.info("largezero: erased %s: %s", name, json.dumps(out, sort_keys=True))
         return out
+
+    def erase_block_device_metadata(self, node: dict[str, Any], block_device: Any) -> list[dict[str, object]]:
+        """Zero every signature on one device (see the module); refuses a device in use."""
+        name = block_device.name
+        settings = node_settings(node)
+        if not settings.enabled:
+            raise errors.IncompatibleHardwareMethodError("largezero_enabled is false for this node")
+        from ..errors import LargezeroError
+        from ..job.metadata import zero_metadata
+
+        try:
+            zeroed = zero_metadata(name, verify=settings.verify)
+        except LargezeroError as err:
+            raise errors.BlockDeviceEraseError(f"largezero did not clear the metadata of {name}: {reason(err)}") \
+                from None
+        LOG.info("largezero: zeroed %d signature(s) on %s: %s", len(zeroed), name,
+                 json.dumps([z["signature"] for z in zeroed], sort_keys=True))
+        return zeroed
+
+    def erase_devices_metadata(self, node: dict[str, Any], ports: Any) -> dict[str, object]:
+        """The clean step: the metadata step on every device IPA would clean (never called by tests)."""
+        if not node_settings(node).enabled:
+            raise errors.IncompatibleHardwareMethodError("largezero_enabled is false for this node")
+        devices = hardware.dispatch_to_managers("list_block_devices_check_skip_list", node,
+                                                include_partitions=True, include_wipe=True)
+        # Partitions first (sda1 before sda): they vanish once the disk's partition table is gone.
+        devices.sort(key=lambda dev: dev.name, reverse=True)
+        done: dict[str, object] = {}
+        failed: dict[str, str] = {}
+        for dev in devices:
+            skip = _skip_for_metadata(dev.name)
+            if skip:
+                LOG.info("largezero: not clearing the metadata of %s: %s", dev.name, skip)
+                continue
+            hardware.safety_check_block_device(node, dev.name)
+            try:
+                done[dev.name] = self.erase_block_device_metadata(node, dev)
+            except errors.BlockDeviceEraseError as err:
+                failed[dev.name] = str(err.details)
+        if failed:
+            raise errors.BlockDeviceEraseError("; ".join(f"{k}: {v}" for k, v in failed.items()))
+        return done
+
+
+def _skip_for_metadata(name: str) -> str | None:
+    """Devices the generic step skips too; an assembled array's member is cleaned as the array."""
+    if _virtual_media(name):
+        return "it is the virtual media device"
+    if _read_only(name):
+        return "it is read-only"
+    try:
+        holders = os.listdir(f"/sys/class/block/{os.path.basename(os.path.realpath(name))}/holders")
+    except OSError:
+        holders = []
+    if any(h.startswith("md") for h in holders):
+        return f"it is a member of the assembled array {', '.join(holders)}, which is cleaned instead"
+    return None
