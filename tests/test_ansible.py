@@ -2,8 +2,8 @@
 
 Three inventory hosts, all this machine (``ansible_connection=local``, the venv's interpreter,
 forks 3), each zeroing its own loop device with overwrite and verify; one device is mounted.
-Each host writes its task result to a JSON file (a local copy task that runs in check mode
-too), so the test reads what the module returned, not the callback's text.
+Ansible's tree callback writes each host's task result to a JSON file (what the module returned,
+less the ``failed`` flag), and the play recap says which hosts failed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -38,18 +39,12 @@ PLAYBOOK = """\
         target: "{{ device }}"
         overwrite: true
         verify: true
-      register: zeroed
-      ignore_errors: true
-    - name: keep the result for the test
-      ansible.builtin.copy:
-        content: "{{ zeroed | to_json }}"
-        dest: "{{ results }}/{{ inventory_hostname }}.json"
-      check_mode: false
 """
 
 
 def run_playbook(work: str, hosts: dict[str, str], check: bool, results: str,
-                 interpreter: str = sys.executable) -> dict[str, dict[str, object]]:
+                 interpreter: str = sys.executable) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, int]]]:
+    """Each host's task result, and its recap counters (ok, changed, failed, ...)."""
     os.makedirs(results, exist_ok=True)
     inventory = os.path.join(work, "inventory.ini")
     with open(inventory, "w") as f:
@@ -63,17 +58,26 @@ def run_playbook(work: str, hosts: dict[str, str], check: bool, results: str,
     open(config, "w").close()
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": REPO, "ANSIBLE_LOCAL_TEMP": os.path.join(work, "tmp"),
            "ANSIBLE_REMOTE_TEMP": os.path.join(work, "tmp"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": config,
-           "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_PYTHON_INTERPRETER": interpreter}
-    argv = [PLAYBOOK_BIN, "-i", inventory, "--forks", "3", "-e", f"results={results}", playbook]
+           "ANSIBLE_RETRY_FILES_ENABLED": "0",
+           "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree", "ANSIBLE_CALLBACK_TREE_DIR": results,
+           "ANSIBLE_PIPELINING": "1", "ANSIBLE_PYTHON_INTERPRETER": interpreter}
+    argv = [PLAYBOOK_BIN, "-i", inventory, "--forks", "3", playbook]
     if check:
         argv.append("--check")
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr  # failures are ignored_errors, not fatal
+    recap = {}
+    for line in done.stdout.split("PLAY RECAP", 1)[-1].splitlines():
+        host, sep, counters = line.partition(" : ")
+        if sep:
+            recap[host.strip()] = {k: int(v) for k, v in (c.split("=") for c in counters.split())}
+    assert set(recap) == set(hosts), done.stdout + done.stderr
+    # ansible-playbook exits 2 when a host failed, 0 when none did.
+    assert done.returncode == (2 if any(r["failed"] for r in recap.values()) else 0), done.stdout + done.stderr
     out = {}
     for host in hosts:
-        with open(os.path.join(results, f"{host}.json")) as f:
+        with open(os.path.join(results, host)) as f:
             out[host] = json.load(f)
-    return out
+    return out, recap
 
 
 @contextlib.contextmanager
@@ -107,29 +111,33 @@ def test_playbook_over_three_hosts_check_mode_then_real_run(tmp_path: os.PathLik
         hosts = {"alpha": devs[0], "bravo": devs[1], "charlie": devs[2]}
         before = {d: read_range(d, 0, SIZE) for d in devs[:2]}
 
-        checked = run_playbook(work, hosts, check=True, results=os.path.join(work, "check"))
+        checked, recap = run_playbook(work, hosts, check=True, results=os.path.join(work, "check"))
+        assert {h: (c["changed"], c["failed"]) for h, c in recap.items()} == \
+            {"alpha": (1, 0), "bravo": (1, 0), "charlie": (0, 1)}
         for host in ("alpha", "bravo"):
             r = checked[host]
-            assert r["changed"] is True and not r.get("failed"), r
+            assert r["changed"] is True, r
             assert r["plan"]["dry_run"] is True and r["plan"]["plan"]["length"] == SIZE
             assert r["plan"]["plan"]["direct"] is True and "record" not in r
-        assert checked["charlie"]["failed"] is True
+        assert checked["charlie"]["changed"] is False and "plan" not in checked["charlie"]
         assert f"mounted on {where}" in checked["charlie"]["msg"]
         assert "\n" not in checked["charlie"]["msg"]
         for d in devs[:2]:
             assert read_range(d, 0, SIZE) == before[d], "check mode wrote to a device"
 
-        ran = run_playbook(work, hosts, check=False, results=os.path.join(work, "run"))
+        ran, recap = run_playbook(work, hosts, check=False, results=os.path.join(work, "run"))
+        assert {h: (c["changed"], c["failed"]) for h, c in recap.items()} == \
+            {"alpha": (1, 0), "bravo": (1, 0), "charlie": (0, 1)}
         for host, dev in (("alpha", devs[0]), ("bravo", devs[1])):
             r = ran[host]
-            assert r["changed"] is True and not r.get("failed"), r
+            assert r["changed"] is True, r
             record = r["record"]
             assert record["target"] == dev and record["bytes_zeroed"] == SIZE
             assert record["medium_overwritten"] is True and record["synced"] is True
             assert record["verify"]["zero"] is True and record["verify"]["bytes_read"] == SIZE
             assert read_range(dev, 0, SIZE).count(0) == SIZE
         r = ran["charlie"]
-        assert r["failed"] is True and r["changed"] is False and "record" not in r
+        assert r["changed"] is False and "record" not in r
         assert f"mounted on {where}" in r["msg"]
         with open(os.path.join(where, "tenant.txt")) as f:
             assert f.read() == "still here\n"
@@ -141,8 +149,7 @@ def test_missing_largezero_on_the_managed_host(tmp_path: os.PathLike[str]) -> No
     if bare is None or subprocess.run([bare, "-c", "import largezero"], capture_output=True).returncode == 0:
         pytest.skip("no system python3 without largezero")
     work = os.fspath(tmp_path)
-    got = run_playbook(work, {"delta": os.path.join(work, "never-made.img")}, check=False,
-                       results=os.path.join(work, "run"), interpreter=bare)
-    r = got["delta"]
-    assert r["failed"] is True
-    assert "Failed to import the required Python library (largezero)" in r["msg"]
+    got, recap = run_playbook(work, {"delta": os.path.join(work, "never-made.img")}, check=False,
+                              results=os.path.join(work, "run"), interpreter=bare)
+    assert recap["delta"]["failed"] == 1
+    assert "Failed to import the required Python library (largezero)" in got["delta"]["msg"]
