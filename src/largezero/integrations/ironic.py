@@ -220,8 +220,8 @@ class LargezeroHardwareManager(hardware.HardwareManager):  # type: ignore[misc] 
         from ..errors import LargezeroError, ZeroingError
         from ..job import zero_job
 
-        opts = ZeroOptions(method=settings.method, overwrite=settings.overwrite, sync=True,
-                                     force_signatures=True, call_size=settings.call_size)
+        opts = ZeroOptions(method=settings.method, overwrite=settings.overwrite, sync=True, force_signatures=True,
+                           call_size=settings.call_size)
         LOG.info("largezero: zeroing all of %s (%s, verify %s)", name,
                  "zeros over every byte with O_DIRECT" if settings.overwrite else "offload allowed", settings.verify)
         try:
