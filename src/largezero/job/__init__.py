@@ -81,7 +81,7 @@ class JobResult:
 
 def error_json(target: str, err: LargezeroError) -> dict[str, object]:
     """The ``--json`` object of a target whose job failed or was refused."""
-    out: dict[str, object] = {"target": target, "error": str(err), "exit_code": err.exit_code,
+    out: dict[str, object] = {"target": target, "error": err.cli_message(), "exit_code": err.exit_code,
                               "bytes_zeroed": getattr(err, "bytes_zeroed", 0)}
     if isinstance(err, ZeroingError):
         out.update(stopped_at=err.stopped_at, maybe_until=err.maybe_until)
