@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from .._record import record
+from ..sysfiles import read_fields
 from ..units import format_size
 from .contenders import BUFFERED, DIRECT, LARGEZERO, LIMIT, OFFLOAD, PEER, REFERENCE
 from .runner import BenchRun, ContenderRun, Scenario
@@ -229,18 +230,9 @@ def environment() -> dict[str, Any]:
     from ..kconfig import persistent_huge_zero_folio
     from ..mm.zero_page import large_zero_page, pmd_size, thp_status, zero_page
 
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    except OSError:
-        pass
-    mem = None
-    try:
-        with open("/proc/meminfo") as f:
-            mem = int(next(ln for ln in f if ln.startswith("MemTotal")).split()[1]) * 1024
-    except (OSError, StopIteration):
-        pass
+    cpu = read_fields("/proc/cpuinfo").get("model name", "?")
+    mem_kib = read_fields("/proc/meminfo").get("MemTotal", "").removesuffix(" kB")
+    mem = int(mem_kib) * 1024 if mem_kib.isdigit() else None
     buffers: dict[str, Any] = {"ZERO_PAGE": zero_page().describe()}
     for backing in ("huge-zero-folio", "zero-page", "allocated"):
         b = large_zero_page(backing)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 
 from .._record import field, record
 from ..errors import LargezeroError
+from ..sysfiles import read_text
 from ..verify import first_nonzero
 from . import cache, targets
 from .contenders import BLOCK, Contender, Outcome, RunContext, select
@@ -230,11 +231,8 @@ def rss_probe(length: int, workdir: str | None, buffered: bool = True) -> list[P
 
 
 def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
+    text = read_text("/proc/loadavg")
+    return " ".join(text.split()[:3]) if text else "?"
 
 
 @contextlib.contextmanager

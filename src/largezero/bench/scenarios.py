@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 from ..scratch import is_root, set_queue_attr
+from ..sysfiles import read_text
 from .measure import Spawner
 from .process import GiB, Job, Measured, MiB, Progress, _lz, run_jobs, scratch_target
 from .startup import bytecode_env, largezero_argv
@@ -38,9 +39,9 @@ def _spawner() -> Iterator[Spawner]:
 @contextlib.contextmanager
 def queue_setting(device: str, name: str, value: int) -> Iterator[None]:
     """Set a queue attribute of a device we attached, and put the old value back."""
-    path = f"/sys/block/{os.path.basename(device)}/queue/{name}"
-    with open(path) as f:
-        old = f.read().strip()
+    old = read_text(f"/sys/block/{os.path.basename(device)}/queue/{name}")
+    if old is None:
+        raise OSError(f"{device}: no queue attribute {name}")
     set_queue_attr(device, name, value)
     try:
         yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 
 from .._record import record
+from ..sysfiles import read_all
 
 PAGEMAP_PRESENT = 1 << 63
 PFN_MASK = (1 << 55) - 1
@@ -53,10 +54,8 @@ def _flags(pfn: int) -> int | None:
 
 def resident_bytes(address: int, size: int) -> int:
     """Sum of smaps Rss over the VMAs that overlap [address, address+size), -1 when unreadable."""
-    try:
-        with open("/proc/self/smaps") as f:
-            text = f.read()
-    except OSError:
+    text = read_all("/proc/self/smaps")
+    if text is None:
         return -1
     import re  # argparse has loaded it already; a scan of the VMA headers beats splitting every line
 

@@ -12,6 +12,7 @@ import fcntl
 import os
 import stat
 
+from .. import sysfiles
 from .._record import field, record
 from ..errors import (
     TargetError,
@@ -71,29 +72,19 @@ class Target:
         return (FILE, *self.dev_ino)
 
     def _diskseq(self) -> int:
-        try:
-            with open(f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}/diskseq") as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return 0
+        return sysfiles.read_int(f"{sysfiles.block_dir(self.rdev)}/diskseq") or 0
 
     @property
     def block_name(self) -> str | None:
         """The kernel's name for a block device (loop0, nvme0n1p1), from its device number."""
-        if self.kind != BLOCK:
-            return None
-        try:
-            link = os.readlink(f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}")
-        except OSError:
-            return None
-        return os.path.basename(link)
+        return sysfiles.block_name(self.rdev) if self.kind == BLOCK else None
 
     @property
     def queue_dir(self) -> str | None:
         """/sys/block/<disk>/queue of the disk (a partition uses its parent's queue)."""
         if self.kind != BLOCK:
             return None
-        base = f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}"
+        base = sysfiles.block_dir(self.rdev)
         for candidate in (f"{base}/queue", f"{base}/../queue"):
             if os.path.isdir(candidate):
                 return os.path.realpath(candidate)
@@ -101,13 +92,7 @@ class Target:
 
     def queue_attr(self, name: str) -> int | None:
         qdir = self.queue_dir
-        if qdir is None:
-            return None
-        try:
-            with open(os.path.join(qdir, name)) as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return None if qdir is None else sysfiles.read_int(os.path.join(qdir, name))
 
     def direct_fd(self) -> int:
         """An O_DIRECT descriptor for the same target (reopened through /proc/self/fd)."""
