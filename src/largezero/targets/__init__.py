@@ -6,7 +6,6 @@ target and whether it is safe to write; it zeroes nothing itself.
 
 from __future__ import annotations
 
-import _thread  # threading.Lock is _thread.allocate_lock; threading itself costs 1.5 ms of start-up
 import errno
 import fcntl
 import os
@@ -23,6 +22,7 @@ from ..errors import (
     option,
 )
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
+from . import refusals
 from .fsinfo import max_file_size as _max_file_size
 from .fsinfo import pseudo_filesystem
 from .inuse import device_in_use, file_in_use
@@ -34,11 +34,6 @@ if TYPE_CHECKING:
 FILE = "file"
 BLOCK = "block"
 BLKROGET = 0x125E  # <linux/fs.h>: is the device read-only
-
-# What a target said it does not support, remembered per inode (files) or device number
-# (block devices) for the life of the process, as shutil remembers per-file fast-copy failures.
-_unsupported: dict[tuple[str, int, int], set[str]] = {}
-_unsupported_lock = _thread.allocate_lock()
 
 
 @record
@@ -65,14 +60,8 @@ class Target:
 
     @property
     def key(self) -> tuple[str, int, int]:
-        if self.kind == BLOCK:
-            # diskseq changes whenever a device number gets new media (a loop re-attached),
-            # so what one attachment refused is not held against the next.
-            return (BLOCK, self.rdev, self._diskseq())
-        return (FILE, *self.dev_ino)
-
-    def _diskseq(self) -> int:
-        return sysfiles.read_int(f"{sysfiles.block_dir(self.rdev)}/diskseq") or 0
+        """The target's identity in the memory of refused calls (targets/refusals.py)."""
+        return refusals.block_key(self.rdev) if self.kind == BLOCK else refusals.file_key(*self.dev_ino)
 
     @property
     def block_name(self) -> str | None:
@@ -113,13 +102,11 @@ class Target:
         """The coarser of the offset and memory alignments direct I/O needs."""
         return max(self.dio_offset_align, self.dio_mem_align, 1)
 
-    def unsupported(self) -> set[str]:
-        with _unsupported_lock:
-            return set(_unsupported.get(self.key, set()))
+    def unsupported(self) -> frozenset[str]:
+        return refusals.refused(self.key)
 
     def mark_unsupported(self, what: str) -> None:
-        with _unsupported_lock:
-            _unsupported.setdefault(self.key, set()).add(what)
+        refusals.remember(self.key, what)
 
     def refresh_size(self) -> int:
         self.size = _size_of(self.fd, self.kind)

@@ -63,5 +63,5 @@ def facts_of(tgt: Target) -> TargetFacts:
         write_zeroes=tgt.kind == BLOCK and (tgt.queue_attr("write_zeroes_max_bytes") or 0) > 0,
         copies_data=tgt.kind == BLOCK and _copies_data(tgt),
         copy_on_write=tgt.copy_on_write,
-        unsupported=frozenset(tgt.unsupported()),
+        unsupported=tgt.unsupported(),
     )
