@@ -27,6 +27,7 @@ from .._record import field, record
 from ..mm.zero_page import pmd_size
 from ..syscalls import BLKFLSBUF, buffer_address
 from ..syscalls import libc as _libc
+from ..units import format_size
 
 CACHE_STATES = ("cold", "warm", "warm-4k")
 RESIDENT = "resident"
@@ -125,7 +126,7 @@ class CacheObservation:
     def describe(self) -> str:
         if self.resident_fraction == 0:
             return f"{self.state}: uncached"
-        folios = ", ".join(f"{_fmt(size)} x{count}" for size, count in sorted(self.folio_bytes.items()))
+        folios = ", ".join(f"{format_size(size, 'exact')} x{count}" for size, count in sorted(self.folio_bytes.items()))
         return f"{self.state}: {self.resident_fraction:.0%} cached" + (f"; folios {folios}" if folios else "")
 
     def to_dict(self) -> dict[str, object]:
@@ -136,10 +137,6 @@ class CacheObservation:
             "dominant_folio": self.dominant_folio,
             "text": self.describe(),
         }
-
-
-def _fmt(n: int) -> str:
-    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
 
 
 def observe(path: str, offset: int, length: int, state: str) -> CacheObservation:

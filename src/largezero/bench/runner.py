@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from .._record import field, record
 from ..errors import LargezeroError
 from ..sysfiles import read_text
+from ..units import format_size
 from ..verify import first_nonzero
 from . import cache, targets
 from .contenders import BLOCK, Contender, Outcome, RunContext, select
@@ -284,7 +285,7 @@ def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:
         probe: list[ProbeResult] = []
         if config.rss_probe:
             if progress:
-                progress(f"peak RSS probe: {config.rss_probe >> 20} MiB jobs")
+                progress(f"peak RSS probe: {format_size(config.rss_probe, 'exact')} jobs")
             with contextlib.suppress(OSError):
                 probe = rss_probe(config.rss_probe, config.workdir, buffered=not config.quick)
     finally:

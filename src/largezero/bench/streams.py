@@ -29,6 +29,8 @@ import tempfile
 import time
 from typing import Any
 
+from ..units import format_size
+
 GIB = 1 << 30
 MIB = 1 << 20
 CAT = f"{shlex.quote(sys.executable)} -m largezero.cli.cat"
@@ -199,7 +201,7 @@ def render_stream_rows(rows: list[dict[str, Any]]) -> str:
            f"{'x slower':>8} {'x cpu':>6} {'target':>6}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
-        size = f"{r['bytes'] / GIB:.2f} GiB" if r["bytes"] >= GIB else f"{r['bytes'] // MIB} MiB"
+        size = format_size(r["bytes"], "steady")
         speed = f"{r['gib_per_s']:.2f}" if r.get("gib_per_s") else "-"
         slower = f"{r['speedup']:.2f}" if r.get("speedup") is not None else "-"
         target = f">={r['target']:g}" if r.get("target") else ""
@@ -207,7 +209,7 @@ def render_stream_rows(rows: list[dict[str, Any]]) -> str:
         if r.get("met") is not None:
             notes.append("met" if r["met"] else "MISSED")
         if r.get("rss_growth_bytes") is not None:
-            notes.append(f"rss +{r['rss_growth_bytes'] / MIB:.1f} MiB")
+            notes.append(f"rss +{format_size(r['rss_growth_bytes'])}")
         if "sha256_equal" in r:
             notes.append("sha256 equal" if r["sha256_equal"] else "SHA256 DIFFERS")
         cpu_x = f"{r['cpu_ratio']:.2f}" if r.get("cpu_ratio") is not None else "-"
