@@ -39,11 +39,11 @@ def _fs_type(path: str | None) -> str | None:
 def _queue_limits(tgt: Target) -> dict[str, object] | None:
     if tgt.kind != BLOCK:
         return None
-    try:
-        from ..model.limits import QueueLimits  # written beside the model
+    from ..model.limits import QueueLimits  # only for a block device: info on a file never loads the model
 
-        return QueueLimits.from_sysfs(tgt.block_name or "").to_dict()  # type: ignore[no-any-return]
-    except (ImportError, AttributeError, OSError, ValueError):
+    try:
+        return QueueLimits.from_sysfs(tgt.block_name or "").to_dict()
+    except (OSError, ValueError):  # sysfs without the device's queue: what the target itself answers
         names = ("logical_block_size", "physical_block_size", "max_sectors_kb", "max_hw_sectors_kb",
                  "max_segments", "max_segment_size", "write_zeroes_max_bytes", "discard_max_bytes")
         return {n: tgt.queue_attr(n) for n in names}
