@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,9 @@ def test_readers_answer_none_for_what_cannot_be_read(tmp_path: Path) -> None:
     assert sysfiles.read_fields(str(tmp_path / "kv")) == {"Name": "python", "VmRSS": "1234 kB"}
     assert sysfiles.read_fields(str(tmp_path / "missing")) == {}
     assert not sysfiles.write_text(str(tmp_path / "no" / "such"), "5")
+    (tmp_path / "words").write_bytes(b"".join(i.to_bytes(8, sys.byteorder) for i in range(10)))
+    assert sysfiles.read_u64s(str(tmp_path / "words"), 3, 4) == (3, 4, 5, 6)
+    assert sysfiles.read_u64s(str(tmp_path / "words"), 8, 4) is None  # short: past the end
 
 
 def test_octal_escapes_and_undecodable_bytes_are_decoded_as_paths() -> None:

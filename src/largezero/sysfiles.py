@@ -55,6 +55,20 @@ def read_fields(path: str) -> dict[str, str]:
     return out
 
 
+def read_u64s(path: str, index: int, count: int) -> tuple[int, ...] | None:
+    """``count`` native 64-bit words from word ``index`` on (/proc/self/pagemap, /proc/kpageflags),
+    or None when the file cannot be read or is short there."""
+    import struct  # only the page-table readers need it
+
+    try:
+        with open(path, "rb") as f:
+            f.seek(index * 8)
+            raw = f.read(count * 8)
+    except OSError:
+        return None
+    return struct.unpack(f"{count}Q", raw) if len(raw) == count * 8 else None
+
+
 def write_text(path: str, text: str) -> bool:
     """Write a /proc or /sys control file (clear_refs, a queue attribute); False when refused."""
     try:

@@ -20,13 +20,13 @@ import ctypes
 import functools
 import mmap
 import os
-import struct
 from collections import Counter
 
 from .._record import field, record
 from ..mm.zero_page import pmd_size
 from ..syscalls import BLKFLSBUF, buffer_address
 from ..syscalls import libc as _libc
+from ..sysfiles import read_u64s
 from ..units import format_size
 
 CACHE_STATES = ("cold", "warm", "warm-4k")
@@ -170,48 +170,35 @@ def observe(path: str, offset: int, length: int, state: str) -> CacheObservation
 
 def _folio_sizes(addr: int, pages: int, resident: set[int]) -> dict[int, int]:
     """Sizes of the folios behind the mapped pages, counting each run of head + tails once."""
-    if not resident:
+    entries = read_u64s("/proc/self/pagemap", addr // PAGE, pages) if resident else None
+    if entries is None:
         return {}
-    try:
-        with open("/proc/self/pagemap", "rb") as f:
-            f.seek(addr // PAGE * 8)
-            raw = f.read(pages * 8)
-        entries = struct.unpack(f"{len(raw) // 8}Q", raw)
-        kflags = open("/proc/kpageflags", "rb")  # noqa: SIM115 (closed below)
-    except OSError:
-        return {}
+    pfns = [e & _PFN_MASK if e & _PRESENT else 0 for e in entries]
+    if not any(pfns):
+        return {}  # not privileged
+    flags = _read_flags(pfns)
     hist: Counter[int] = Counter()
-    try:
-        pfns = [e & _PFN_MASK if e & _PRESENT else 0 for e in entries]
-        if not any(pfns):
-            return {}  # not privileged
-        flags = _read_flags(kflags, pfns)
-        run = 0
-        for pfn in pfns:
-            bits = flags.get(pfn)
-            if not pfn or bits is None:
-                if run:
-                    hist[run * PAGE] += 1
-                run = 0
-                continue
-            if bits >> KPF_COMPOUND_TAIL & 1 and run:
-                run += 1
-            else:
-                if run:
-                    hist[run * PAGE] += 1
-                run = 1
-        if run:
-            hist[run * PAGE] += 1
-    finally:
-        kflags.close()
+    run = 0
+    for pfn in pfns:
+        bits = flags.get(pfn)
+        if not pfn or bits is None:
+            if run:
+                hist[run * PAGE] += 1
+            run = 0
+            continue
+        if bits >> KPF_COMPOUND_TAIL & 1 and run:
+            run += 1
+        else:
+            if run:
+                hist[run * PAGE] += 1
+            run = 1
+    if run:
+        hist[run * PAGE] += 1
     return dict(hist)
 
 
-def _read_flags(kflags: object, pfns: list[int]) -> dict[int, int]:
+def _read_flags(pfns: list[int]) -> dict[int, int]:
     """kpageflags for every PFN, read in runs of consecutive PFNs."""
-    import io
-
-    assert isinstance(kflags, io.BufferedReader)
     out: dict[int, int] = {}
     ordered = sorted({p for p in pfns if p})
     i = 0
@@ -219,9 +206,7 @@ def _read_flags(kflags: object, pfns: list[int]) -> dict[int, int]:
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
             j += 1
-        kflags.seek(ordered[i] * 8)
-        raw = kflags.read((j - i + 1) * 8)
-        for k, value in enumerate(struct.unpack(f"{len(raw) // 8}Q", raw)):
+        for k, value in enumerate(read_u64s("/proc/kpageflags", ordered[i], j - i + 1) or ()):
             out[ordered[i] + k] = value
         i = j + 1
     return out
