@@ -64,3 +64,5 @@ def test_block_device_names_come_from_the_device_number() -> None:
     for name in os.listdir("/sys/block")[:3]:
         rdev = sysfiles.dev_of(f"/sys/block/{name}")
         assert rdev is not None and sysfiles.block_name(rdev) == name
+        assert (sysfiles.queue_attr(rdev, "logical_block_size") or 0) >= 512
+    assert sysfiles.queue_attr(os.makedev(0, 0), "logical_block_size") is None

@@ -104,6 +104,15 @@ def block_name(rdev: int) -> str | None:
         return None
 
 
+def queue_attr(rdev: int, name: str) -> int | None:
+    """/sys/block/<disk>/queue/<name> of a block device number (a partition uses its disk's queue)."""
+    base = block_dir(rdev)
+    for queue in (f"{base}/queue", f"{base}/../queue"):
+        if os.path.isdir(queue):
+            return read_int(f"{queue}/{name}")
+    return None
+
+
 def dev_of(sysdir: str) -> int | None:
     """The device number in a sysfs directory's ``dev`` file ("7:3")."""
     text = read_text(os.path.join(sysdir, "dev"))

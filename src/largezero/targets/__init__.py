@@ -68,20 +68,9 @@ class Target:
         """The kernel's name for a block device (loop0, nvme0n1p1), from its device number."""
         return sysfiles.block_name(self.rdev) if self.kind == BLOCK else None
 
-    @property
-    def queue_dir(self) -> str | None:
-        """/sys/block/<disk>/queue of the disk (a partition uses its parent's queue)."""
-        if self.kind != BLOCK:
-            return None
-        base = sysfiles.block_dir(self.rdev)
-        for candidate in (f"{base}/queue", f"{base}/../queue"):
-            if os.path.isdir(candidate):
-                return os.path.realpath(candidate)
-        return None
-
     def queue_attr(self, name: str) -> int | None:
-        qdir = self.queue_dir
-        return None if qdir is None else sysfiles.read_int(os.path.join(qdir, name))
+        """A queue attribute of a block device (a partition's is its disk's); None for a file."""
+        return sysfiles.queue_attr(self.rdev, name) if self.kind == BLOCK else None
 
     def direct_fd(self) -> int:
         """An O_DIRECT descriptor for the same target (reopened through /proc/self/fd)."""
@@ -193,11 +182,6 @@ def _size_of(fd: int, kind: str) -> int:
     if kind == BLOCK:
         return ioctl_int(fd, BLKGETSIZE64, "Q")
     return os.fstat(fd).st_size
-
-
-def mounted_or_held(rdev: int) -> str | None:
-    """Why a block device is in use: mounted, held, swap, backing a loop (see inuse.device_in_use)."""
-    return device_in_use(rdev, probe_exclusive=False)
 
 
 def _alignment(fd: int, kind: str) -> tuple[int, int, int, int]:
@@ -413,5 +397,4 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature",
-           "refuse_as_writer"]
+__all__ = ["BLOCK", "FILE", "Signature", "Target", "open_target", "opened", "probe_signature", "refuse_as_writer"]
