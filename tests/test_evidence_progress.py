@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 
 from largezero.engine.plan import OFFLOAD_CALL_BYTES
 from largezero.scratch import loop_device, make_image
@@ -88,3 +89,39 @@ def test_offload_of_a_device_goes_in_steps_the_bar_follows_and_ctrl_c_stops_at_t
     assert got is not None, resume
     stopped, left = int(got[1]), int(got[2])
     assert 0 < stopped < size and stopped % OFFLOAD_CALL_BYTES == 0 and stopped + left == size and got[3] == dev
+
+
+# Writes and read-back slowed down (the real calls still run) so both phases can be watched.
+SLOW_JOB = textwrap.dedent("""\
+    import sys, time
+    from largezero import aio, syscalls, verify
+    from largezero.cli import main
+
+    class Slow(syscalls.Syscalls):
+        def pwritev(self, fd, buffers, offset):
+            time.sleep(0.03)
+            return super().pwritev(fd, buffers, offset)
+
+        def preadv(self, fd, buffers, offset):
+            time.sleep(0.1)
+            return super().preadv(fd, buffers, offset)
+
+    syscalls.ops = Slow()
+    verify.reads = lambda fd, depth, direct: aio.SyncReads(fd)  # reads through the seam
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_zero_verify_reads_back_in_a_verifying_phase(ramfs_loop: Callable[[int], str]) -> None:
+    dev = ramfs_loop(256 << 20)
+    code, drawn = on_pty([sys.executable, "-c", SLOW_JOB, "zero", dev, "--overwrite", "--verify", "--force"],
+                         interrupt_when="verifying")
+    assert code == 130, drawn
+    frames = _frames(drawn)
+    assert any(f.startswith("zeroing") for f in frames) and any(f.startswith("verifying") for f in frames)
+    # The zeroing line does not sit at 100% during the read-back: the verifying line starts from zero.
+    verifying = [m[1] for f in frames if (m := re.match(r"verifying \S+ \S+ (.+?) / 256 MiB", f))]
+    assert verifying and verifying[0] == "0 B", frames
+    lines = _after_the_bar(drawn)
+    assert lines and all(line.startswith("largezero: ") for line in lines), lines
+    assert any("verify interrupted at byte" in line for line in lines), lines

@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
         size = tgt.refresh_size()
         length = args.length if args.length is not None else max(0, size - args.offset)
         try:
-            with progress_display([(f"verifying {args.target}", length)], not args.json) as bars:
+            with progress_display([(f"verifying {args.target}", length)], not args.json) as display:
                 result = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel,
-                                       progress=bars[0] if bars else None)
+                                       progress=display.updater(0))
         except VerifyInterrupted as err:  # the bar is gone by now: the message stays alone
             import shlex
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
     from ..cancel import Cancel
     from ..engine.writeloop import Progress
+    from ..job import Phase
+    from .progress import ProgressDisplay
 
 USAGE_EXAMPLES = """\
 examples:
@@ -129,9 +131,9 @@ class _Target:
     def open(self) -> bool:
         return self._guard(self.job.open)
 
-    def run(self, cancel: Cancel, bar: Callable[[int], None] | None) -> None:
+    def run(self, cancel: Cancel, bar: Callable[[int], None] | None, phase: Phase | None = None) -> None:
         progress = self._checkpointer(bar)
-        self._guard(lambda: self.job.run(progress, cancel))
+        self._guard(lambda: self.job.run(progress, cancel, phase))
 
     def _guard(self, step: Callable[[], object]) -> bool:
         try:
@@ -198,20 +200,32 @@ def _zero(args: argparse.Namespace, ready: list[_Target]) -> None:
 
     cancel = Flag()
     with StopOnSignals(cancel), \
-            progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as bars:
+            progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as display:
         if len(ready) == 1:
             # One target runs here: the handlers only set the flag, which the job polls at
             # every call, so a thread would add nothing but its start-up.
-            ready[0].run(cancel, bars[0] if bars else None)
+            ready[0].run(cancel, display.updater(0), _phase(display, 0, ready[0].target))
         else:
-            _zero_together(ready, cancel, bars)
+            _zero_together(ready, cancel, display)
 
 
-def _zero_together(targets: list[_Target], cancel: Flag, bars: list[Callable[[int], None]] | None) -> None:
+def _phase(display: ProgressDisplay, i: int, target: str) -> Phase | None:
+    """The job's next phase on the same line: 'verifying TARGET', from zero."""
+    if not display.shown:
+        return None
+
+    def start(label: str, total: int) -> Progress | None:
+        display.phase(i, f"{label} {target}", total)
+        return display.updater(i)
+
+    return start
+
+
+def _zero_together(targets: list[_Target], cancel: Flag, display: ProgressDisplay) -> None:
     """Several targets at once, one thread each (the writes drop the GIL)."""
     import threading
 
-    workers = [threading.Thread(target=t.run, args=(cancel, bars[i] if bars else None))
+    workers = [threading.Thread(target=t.run, args=(cancel, display.updater(i), _phase(display, i, t.target)))
                for i, t in enumerate(targets)]
     for w in workers:
         w.start()

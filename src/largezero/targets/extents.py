@@ -19,6 +19,7 @@ import os
 import stat
 
 from .. import syscalls
+from ..sysfiles import block_dir, read_text
 from .inuse import loop_backing_ids_of
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
@@ -102,8 +103,8 @@ def data_map(tgt: Target, offset: int = 0, length: int | None = None) -> DataMap
     if loop is None:
         return DataMap(None, 0, "every byte (a block device has no holes)")
     name, start = loop
-    backing = _read(f"/sys/block/{name}/loop/backing_file")
-    loop_offset = _read(f"/sys/block/{name}/loop/offset")
+    backing = read_text(f"/sys/block/{name}/loop/backing_file")
+    loop_offset = read_text(f"/sys/block/{name}/loop/offset")
     if backing is None or loop_offset is None:
         return DataMap(None, 0, "every byte (the loop device's backing file is not known)")
     try:
@@ -120,21 +121,12 @@ def data_map(tgt: Target, offset: int = 0, length: int | None = None) -> DataMap
     return DataMap(fd, int(loop_offset) + start, f"SEEK_DATA on the backing file {backing}", owns_fd=True)
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return text or None
-
-
 def _loop_of(rdev: int) -> tuple[str, int] | None:
     """(loop device name, byte offset of this device in it) for a loop or a partition of one."""
-    base = os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")
+    base = os.path.realpath(block_dir(rdev))
     start = 0
     if os.path.exists(os.path.join(base, "partition")):
-        sectors = _read(os.path.join(base, "start"))
+        sectors = read_text(os.path.join(base, "start"))
         start = int(sectors) * 512 if sectors else 0
         base = os.path.dirname(base)
     name = os.path.basename(base)
