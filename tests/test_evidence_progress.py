@@ -124,4 +124,7 @@ def test_zero_verify_reads_back_in_a_verifying_phase(ramfs_loop: Callable[[int],
     assert verifying and verifying[0] == "0 B", frames
     lines = _after_the_bar(drawn)
     assert lines and all(line.startswith("largezero: ") for line in lines), lines
-    assert any("verify interrupted at byte" in line for line in lines), lines
+    stopped = [int(m[1]) for line in lines if (m := re.search(r"verify interrupted at byte (\d+)", line))]
+    assert len(stopped) == 1, lines
+    assert lines[-1] == (f"largezero: the zeros are written; resume the verification with: largezero verify "
+                         f"-o {stopped[0]} -l {(256 << 20) - stopped[0]} --direct -- {dev}"), lines

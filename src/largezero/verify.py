@@ -64,10 +64,13 @@ class VerifyInterrupted(LargezeroError):
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, message: str, *, offset: int, checked: int, bytes_read: int, bytes_skipped: int) -> None:
+    def __init__(self, message: str, *, offset: int, checked: int, bytes_read: int, bytes_skipped: int,
+                 remaining: int = 0) -> None:
         super().__init__(message)
         self.offset = offset
         self.checked = checked  # bytes from offset known to be zero
+        self.remaining = remaining  # bytes of the range after stopped_at, not checked
+        self.verify_left: tuple[int, int, bool] | None = None  # set by a job whose zeroing is done
         self.bytes_read = bytes_read
         self.bytes_skipped = bytes_skipped
 
@@ -232,7 +235,8 @@ class _Check:
         return VerifyInterrupted(
             f"verify interrupted at byte {pos}: bytes {self.offset}..{pos} are zero "
             f"({self.bytes_read} read, {skipped} skipped)",
-            offset=self.offset, checked=pos - self.offset, bytes_read=self.bytes_read, bytes_skipped=skipped)
+            offset=self.offset, checked=pos - self.offset, bytes_read=self.bytes_read, bytes_skipped=skipped,
+            remaining=self.end - pos)
 
     def run(self, ranges: Iterator[tuple[int, int]], mapped: str) -> VerifyResult:
         zero = zero_buffer_for(False).view

@@ -243,6 +243,14 @@ def _report(args: argparse.Namespace, targets: list[_Target]) -> int:
             say(f"largezero: {res.cli_message()}")
             if isinstance(res, ZeroingError) and res.remaining is not None:
                 say(f"largezero: resume with: {t.resume(res.stopped_at, res.remaining)}")
+            left = getattr(res, "verify_left", None)
+            if left is not None:  # interrupted while reading back: the zeroing is done
+                import shlex
+
+                at, rest, direct = left
+                argv = ["largezero", "verify", "-o", str(at), "-l", str(rest), *(["--direct"] if direct else []),
+                        "--", t.target]
+                say(f"largezero: the zeros are written; resume the verification with: {shlex.join(argv)}")
             code = _worst(code, res.exit_code)
             out.append(error_json(t.target, res))
             continue

@@ -199,13 +199,18 @@ class ZeroJob:
         return o
 
     def _verify(self, out: JobResult, cancel: Cancel | None, progress: Progress | None) -> None:
-        from ..verify import verify_target
+        from ..verify import VerifyInterrupted, verify_target
 
         z = out.zeroed
         assert z is not None
         with opened(self.target, writable=False) as ro:
-            out.verified = verify_target(ro, z.offset, z.bytes_zeroed, direct=self.options.overwrite,
-                                         cancel=cancel, progress=progress)
+            try:
+                out.verified = verify_target(ro, z.offset, z.bytes_zeroed, direct=self.options.overwrite,
+                                             cancel=cancel, progress=progress)
+            except VerifyInterrupted as err:
+                # The zeros are written: what is left is the read-back of [stopped_at, +remaining).
+                err.verify_left = (err.stopped_at, err.remaining, self.options.overwrite)
+                raise
 
 
 def zero_job(target: str | os.PathLike[str], offset: int = 0, length: int | None = None, *,
