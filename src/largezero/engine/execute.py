@@ -21,11 +21,14 @@ from ..syscalls import (
     FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_WRITE_ZEROES,
     FALLOC_FL_ZERO_RANGE,
+    SYNC_FILE_RANGE_WAIT_AFTER,
+    SYNC_FILE_RANGE_WAIT_BEFORE,
     is_unsupported,
     proves_unsupported,
 )
 from ..targets import BLOCK, Target
-from .plan import EdgeStep, OffloadStep, WriteStep, ZeroPlan
+from ..targets.facts import cache_granule_of
+from .plan import EdgeStep, OffloadStep, WriteStep, ZeroPlan, round_up
 from .writeloop import Job, sync_range, write_exactly
 
 
@@ -121,13 +124,48 @@ class Execution:
                 self._check_size()
                 write_exactly(self.job, fd, iov, run.offset + i * run.call_bytes, granule=granule,
                               buffered_fd=tgt.fd if step.direct else None)
+        if step.direct:
+            self._check_shared_pages(step)
+
+    def _check_shared_pages(self, step: WriteStep) -> None:
+        """O_DIRECT bytes in a page that also holds bytes outside the step: if another process
+        had that page dirty in the page cache while our write ran, the kernel could not drop it
+        (dio_warn_stale_pagecache: EIO on the whole file) and its stale copy of our bytes would
+        be written back over our zeros. A wait-only sync_file_range reports that EIO without
+        writing anything; our bytes of those pages are then written through the page cache too,
+        so what the kernel writes back is zeros (docs/reliability.md, "Neighbours")."""
+        granule = cache_granule_of(self.tgt)
+        end = step.offset + step.length
+        shared = [(a, b) for a, b in ((step.offset, min(end, round_up(step.offset, granule))),
+                                      (max(step.offset, end - end % granule), end)) if b > a]
+        if not shared or all(a % granule == 0 and b % granule == 0 for a, b in shared):
+            return
+        fd = self.tgt.fd
+        try:
+            syscalls.ops.sync_file_range(fd, step.offset, step.length, SYNC_FILE_RANGE_WAIT_BEFORE
+                                         | SYNC_FILE_RANGE_WAIT_AFTER)
+            return
+        except OSError as err:
+            if err.errno != errno.EIO:
+                return  # not the collision signal; the bytes were written with O_DIRECT
+        assert self.buf is not None
+        for a, b in sorted(set(shared)):
+            if a % granule or b % granule:
+                write_exactly(self.job, fd, self.buf.iovecs(b - a), a, what="pwrite")
+                sync_range(self.job, fd, a, b - a)
+        self.notes.append("another process had an edge page dirty in the page cache during our O_DIRECT write "
+                          "(the kernel flagged EIO on the file): our bytes of that page were written again "
+                          "through the page cache")
 
     def _zero_edge(self, step: EdgeStep) -> None:
-        """An unaligned edge: only its own bytes, through the page cache, then written back."""
+        """Sub-alignment bytes: only their own, through the page cache, then written back; they
+        count as zeroed once written back (the page cache alone is not the medium)."""
         assert self.buf is not None
         self._check_size()
-        write_exactly(self.job, self.tgt.fd, self.buf.iovecs(step.length), step.offset, what="pwrite")
+        write_exactly(self.job, self.tgt.fd, self.buf.iovecs(step.length), step.offset, what="pwrite",
+                      record=False)
         sync_range(self.job, self.tgt.fd, step.offset, step.length)
+        self.job.record(step.offset, step.offset + step.length)
 
     def _check_size(self) -> None:
         if self.keep_size_at:

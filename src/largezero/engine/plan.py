@@ -9,9 +9,9 @@ Steps:
 
 ``OffloadStep``  fallocate(ZERO_RANGE / WRITE_ZEROES / PUNCH_HOLE) or BLKZEROOUT
 ``WriteStep``    vectored writes from one zero buffer, buffered or O_DIRECT
-``EdgeStep``     an unaligned head or tail of an O_DIRECT job: a buffered write of exactly its
-                 bytes (the kernel merges them into the page under its own lock), then
-                 written back, so no byte outside the range is ever read and rewritten
+``EdgeStep``     the part of a head or tail below the O_DIRECT alignment (sub-sector bytes): a
+                 buffered write of exactly its bytes (the kernel merges them into the page
+                 under its own lock), then written back; every aligned byte is O_DIRECT
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class WriteStep:
 
 @record(frozen=True)
 class EdgeStep:
-    """An unaligned head or tail of an O_DIRECT job: written through the page cache, then back."""
+    """Sub-alignment bytes of a head or tail: written through the page cache, then written back."""
 
     offset: int
     length: int
@@ -167,7 +167,7 @@ def step_dict(s: Step) -> dict[str, object]:
                      for r in s.runs]}
 
 
-def _round_up(x: int, a: int) -> int:
+def round_up(x: int, a: int) -> int:
     return -(-x // a) * a
 
 
@@ -246,10 +246,11 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
         steps: tuple[Step, ...] = (WriteStep(offset, length, False, plan_calls(offset, length, iov_len,
                                                                                 call_bytes)),)
         return ZeroPlan(offset, length, method, False, iov_len, call_bytes, steps, why=tuple(why))
-    # Edges up to the page-cache granule go through the page cache: an O_DIRECT write never
-    # shares a page with bytes outside the range, so no other writer's page is made stale.
-    granule = max(facts.dio_align, facts.cache_granule)
-    head_end = min(end, _round_up(offset, granule))
+    # Only the bytes below the target's own O_DIRECT alignment go through the page cache: a
+    # sector-aligned range never touches it, so another process's O_DIRECT write to the same
+    # page cannot collide with a dirty page of ours (docs/reliability.md).
+    granule = max(facts.dio_align, 1)
+    head_end = min(end, round_up(offset, granule))
     tail_start = max(head_end, end - end % granule)
     out: list[Step] = []
     if head_end > offset:
@@ -260,7 +261,7 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
     if end > tail_start:
         out.append(EdgeStep(tail_start, end - tail_start))
     if head_end > offset or end > tail_start:
-        why.append(f"unaligned edges ({granule}-byte granule) through the page cache")
+        why.append(f"bytes below the {granule}-byte O_DIRECT alignment through the page cache")
     return ZeroPlan(offset, length, method, True, iov_len, call_bytes, tuple(out), why=tuple(why))
 
 
@@ -273,7 +274,7 @@ def _offload_plan(facts: TargetFacts, offset: int, length: int, mechanisms: tupl
     # offload goes first, so an offload that does not apply leaves nothing written.
     lbs = facts.logical_block_size
     end = offset + length
-    lo = min(end, _round_up(offset, lbs))
+    lo = min(end, round_up(offset, lbs))
     hi = max(lo, end - end % lbs)
     steps = tuple(s for s in (OffloadStep(lo, hi - lo, mechanisms), EdgeStep(offset, lo - offset),
                               EdgeStep(hi, end - hi)) if s.length > 0)

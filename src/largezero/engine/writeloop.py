@@ -83,13 +83,15 @@ class Job:
             raise self._error(Interrupted, f"{self.name}: interrupted at byte {self.prefix_end}; {self._state()}",
                               maybe, None, "interrupted")
 
-    def fail(self, err: OSError, what: str, maybe_until: int | None = None) -> ZeroingError:
-        """The error for a call that failed; ``maybe_until``: how far that call may have written."""
+    def fail(self, err: OSError, what: str, maybe_until: int | None = None, why: str = "") -> ZeroingError:
+        """The error for a call that failed; ``maybe_until``: how far that call may have written;
+        ``why``: what the error means here, when the system's own words do not say it."""
         at = self.prefix_end
         reach = min(max(maybe_until or 0, self.furthest), self.end)
         maybe = reach if reach > at else None
         method = f"method {self.method}; " if self.method else ""
-        return self._error(ZeroingError, f"{self.name}: {what} failed at byte {at}: {err.strerror or err} "
+        why = f" ({why})" if why else ""
+        return self._error(ZeroingError, f"{self.name}: {what} failed at byte {at}: {err.strerror or err}{why} "
                            f"({method}{self._state(maybe)})", maybe, err.errno, what)
 
     def _beyond_prefix(self) -> list[tuple[int, int]]:
@@ -136,8 +138,11 @@ def take(iov: Sequence[memoryview], n: int) -> list[memoryview]:
 
 
 def write_exactly(job: Job, fd: int, iov: Sequence[memoryview], pos: int, *, granule: int = 1,
-                  buffered_fd: int | None = None, what: str = "pwritev") -> int:
+                  buffered_fd: int | None = None, what: str = "pwritev", record: bool = True) -> int:
     """Write all of ``iov`` at ``pos``; returns the end position.
+
+    ``record`` False: the bytes are not counted written (a page-cache edge counts once it is
+    written back).
 
     ``granule`` > 1 with ``buffered_fd``: an O_DIRECT fd. A short write that stopped inside a
     granule is finished to the granule boundary through ``buffered_fd`` (the page cache takes
@@ -158,7 +163,8 @@ def write_exactly(job: Job, fd: int, iov: Sequence[memoryview], pos: int, *, gra
         job.iovecs += len(pending)
         if n <= 0:
             raise job.fail(OSError(errno.ENOSPC, "write made no progress"), what) from None
-        job.record(pos, pos + n)
+        if record:
+            job.record(pos, pos + n)
         pos += n
         pending = advance(pending, n)
         if pos < end and granule > 1 and pos % granule and buffered_fd is not None:
@@ -166,6 +172,13 @@ def write_exactly(job: Job, fd: int, iov: Sequence[memoryview], pos: int, *, gra
             pos = write_exactly(job, buffered_fd, take(pending, chunk), pos, what="pwrite")
             pending = advance(pending, chunk)
     return pos
+
+
+# What EIO from writing back a page-cache edge means when the device is healthy: another
+# process wrote the same page with O_DIRECT while ours was dirty, the kernel could not drop the
+# page (dio_warn_stale_pagecache) and flagged the whole file with EIO (docs/reliability.md).
+COLLISION = ("a page-cache collision: another process wrote the same page with O_DIRECT while these bytes "
+             "were in the page cache, or a device error")
 
 
 def sync_range(job: Job, fd: int, offset: int, length: int) -> None:
@@ -178,7 +191,9 @@ def sync_range(job: Job, fd: int, offset: int, length: int) -> None:
         except InterruptedError:
             job.check_cancel()
         except OSError as err:
-            raise job.fail(err, "sync_file_range") from None
+            why = COLLISION if err.errno == errno.EIO else ""
+            raise job.fail(err, f"sync_file_range of bytes {offset}..{offset + length}", offset + length,
+                           why) from None
 
 
 def fdatasync(fd: int) -> None:
@@ -190,4 +205,4 @@ def fdatasync(fd: int) -> None:
             continue
 
 
-__all__ = ["Job", "Progress", "advance", "fdatasync", "sync_range", "take", "write_exactly"]
+__all__ = ["COLLISION", "Job", "Progress", "advance", "fdatasync", "sync_range", "take", "write_exactly"]

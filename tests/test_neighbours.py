@@ -1,0 +1,81 @@
+"""Another process writing next to the range with O_DIRECT (issue 20, point 1): real processes.
+
+A neighbour writes one sector of a 4 KiB page with O_DIRECT in a loop while largezero zeroes the
+other seven sectors. A page-cache write of ours to that page would be dirty when the neighbour's
+direct write lands; the kernel cannot drop it and flags the device with EIO, which both our
+sync_file_range and the neighbour's fsync() then see. Sector-aligned ranges are written with
+O_DIRECT only, so neither side may ever see EIO, and the neighbour's sector keeps its bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from largezero.cli import main
+
+from .helpers import read_range, requires_root
+
+pytestmark = requires_root
+
+PAGE = 4096
+NEIGHBOUR_AT = 4096000  # the first sector of a page; largezero zeroes the other seven
+RUNS = 16
+
+# Writes 512 bytes of 0xAB with O_DIRECT at argv[2] until the file argv[3] exists, then fsync()s;
+# exits 0, or 5 when any write or the fsync failed with EIO.
+NEIGHBOUR = r"""
+import errno, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 512)
+buf.write(b"\xab" * 512)
+at, stop, status, n = int(sys.argv[2]), sys.argv[3], 0, 0
+while not os.path.exists(stop):
+    try:
+        os.pwritev(fd, [buf], at)
+    except OSError as err:
+        status = 5 if err.errno == errno.EIO else 6
+    n += 1
+    if n == 50:
+        print("writing", flush=True)
+try:
+    os.fsync(fd)
+except OSError as err:
+    status = 5 if err.errno == errno.EIO else 6
+sys.exit(status)
+"""
+
+
+def _round(dev: str, stop: str, argv: list[str]) -> tuple[int, int]:
+    """One largezero job beside a live neighbour: (largezero's exit code, the neighbour's)."""
+    if os.path.exists(stop):
+        os.unlink(stop)
+    neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, dev, str(NEIGHBOUR_AT), stop],
+                                 stdout=subprocess.PIPE, text=True)
+    try:
+        assert neighbour.stdout is not None and neighbour.stdout.readline() == "writing\n"
+        rc = main(["zero", dev, "-o", str(NEIGHBOUR_AT + 512), "-l", str(PAGE - 512), "--force", *argv])
+        time.sleep(0.01)  # the neighbour goes on writing the page after we are done
+    finally:
+        with open(stop, "w"):
+            pass
+        neighbour_rc = neighbour.wait(timeout=30)
+    return rc, neighbour_rc
+
+
+@pytest.mark.parametrize("argv", [[], ["-m", "large", "--direct"]], ids=["auto", "large-direct"])
+def test_sector_aligned_edges_never_collide_with_a_direct_neighbour(
+        ramfs_loop: Callable[[int], str], tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str],
+        argv: list[str]) -> None:
+    dev = ramfs_loop(8 << 20)  # no write-zeroes: auto writes too
+    stop = os.path.join(os.fspath(tmp_path), "stop")
+    results = [_round(dev, stop, argv) for _ in range(RUNS)]
+    err = capsys.readouterr().err
+    assert results == [(0, 0)] * RUNS, err
+    assert read_range(dev, NEIGHBOUR_AT, 512) == b"\xab" * 512
+    assert read_range(dev, NEIGHBOUR_AT + 512, PAGE - 512) == bytes(PAGE - 512)
