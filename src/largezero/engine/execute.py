@@ -28,7 +28,8 @@ from ..syscalls import (
 )
 from ..targets import BLOCK, Target
 from ..targets.facts import cache_granule_of
-from .plan import EdgeStep, OffloadStep, WriteStep, ZeroPlan, round_up
+from .edges import cut
+from .plan import EdgeStep, OffloadStep, WriteStep, ZeroPlan
 from .writeloop import Job, sync_range, write_exactly
 
 
@@ -136,9 +137,9 @@ class Execution:
         so what the kernel writes back is zeros (docs/reliability.md, "Neighbours")."""
         granule = cache_granule_of(self.tgt)
         end = step.offset + step.length
-        shared = [(a, b) for a, b in ((step.offset, min(end, round_up(step.offset, granule))),
-                                      (max(step.offset, end - end % granule), end)) if b > a]
-        if not shared or all(a % granule == 0 and b % granule == 0 for a, b in shared):
+        head, tail = cut(step.offset, end, granule)
+        shared = [(a, b) for a, b in ((step.offset, head), (tail, end)) if b > a]
+        if not shared:
             return
         fd = self.tgt.fd
         try:
@@ -149,10 +150,9 @@ class Execution:
             if err.errno != errno.EIO:
                 return  # not the collision signal; the bytes were written with O_DIRECT
         assert self.buf is not None
-        for a, b in sorted(set(shared)):
-            if a % granule or b % granule:
-                write_exactly(self.job, fd, self.buf.iovecs(b - a), a, what="pwrite")
-                sync_range(self.job, fd, a, b - a)
+        for a, b in shared:
+            write_exactly(self.job, fd, self.buf.iovecs(b - a), a, what="pwrite")
+            sync_range(self.job, fd, a, b - a)
         self.notes.append("another process had an edge page dirty in the page cache during our O_DIRECT write "
                           "(the kernel flagged EIO on the file): our bytes of that page were written again "
                           "through the page cache")

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from .._record import field, record
 from ..targets.facts import PAGE_SIZE, TargetFacts
+from .edges import cut
 from .options import ZeroOptions
 
 # fs/read_write.c: one read/write moves at most MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
@@ -167,7 +168,7 @@ def step_dict(s: Step) -> dict[str, object]:
                      for r in s.runs]}
 
 
-def round_up(x: int, a: int) -> int:
+def _round_up(x: int, a: int) -> int:
     return -(-x // a) * a
 
 
@@ -250,8 +251,7 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
     # sector-aligned range never touches it, so another process's O_DIRECT write to the same
     # page cannot collide with a dirty page of ours (docs/reliability.md).
     granule = max(facts.dio_align, 1)
-    head_end = min(end, round_up(offset, granule))
-    tail_start = max(head_end, end - end % granule)
+    head_end, tail_start = cut(offset, end, granule)
     out: list[Step] = []
     if head_end > offset:
         out.append(EdgeStep(offset, head_end - offset))
@@ -274,7 +274,7 @@ def _offload_plan(facts: TargetFacts, offset: int, length: int, mechanisms: tupl
     # offload goes first, so an offload that does not apply leaves nothing written.
     lbs = facts.logical_block_size
     end = offset + length
-    lo = min(end, round_up(offset, lbs))
+    lo = min(end, _round_up(offset, lbs))
     hi = max(lo, end - end % lbs)
     steps = tuple(s for s in (OffloadStep(lo, hi - lo, mechanisms), EdgeStep(offset, lo - offset),
                               EdgeStep(hi, end - hi)) if s.length > 0)
