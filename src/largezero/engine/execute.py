@@ -14,7 +14,7 @@ import errno
 import os
 
 from .. import syscalls
-from ..errors import Unsupported
+from ..errors import Unsupported, ZeroingError
 from ..mm import ZeroBuffer
 from ..syscalls import (
     FALLOC_FL_KEEP_SIZE,
@@ -45,6 +45,8 @@ class Execution:
         # A file zeroed without --extend must keep its size; one truncated by someone else
         # mid-job is not grown back by our writes.
         self.keep_size_at = 0 if extend or tgt.kind == BLOCK else plan.offset + plan.length
+        self.start_size = tgt.size
+        self.smallest = tgt.size  # the smallest size seen: what another process truncated it to
         self.mechanism = ""
         self.notes: list[str] = []  # fallbacks and refusals seen on the way
 
@@ -122,9 +124,10 @@ class Execution:
             # Built once per run and reused by every call in it.
             iov = self.buf.iovecs(run.call_bytes, run.iov_len)
             for i in range(run.calls):
-                self._check_size()
-                write_exactly(self.job, fd, iov, run.offset + i * run.call_bytes, granule=granule,
-                              buffered_fd=tgt.fd if step.direct else None)
+                at = run.offset + i * run.call_bytes
+                hole_before = self._check_size(at, at + run.call_bytes)
+                write_exactly(self.job, fd, iov, at, granule=granule, buffered_fd=tgt.fd if step.direct else None)
+                self._check_size_after(at, at + run.call_bytes, hole_before)
         if step.direct:
             self._check_shared_pages(step)
 
@@ -161,15 +164,61 @@ class Execution:
         """Sub-alignment bytes: only their own, through the page cache, then written back; they
         count as zeroed once written back (the page cache alone is not the medium)."""
         assert self.buf is not None
-        self._check_size()
+        end = step.offset + step.length
+        hole_before = self._check_size(step.offset, end)
         write_exactly(self.job, self.tgt.fd, self.buf.iovecs(step.length), step.offset, what="pwrite",
                       record=False)
+        self._check_size_after(step.offset, end, hole_before)
         sync_range(self.job, self.tgt.fd, step.offset, step.length)
-        self.job.record(step.offset, step.offset + step.length)
+        self.job.record(step.offset, end)
 
-    def _check_size(self) -> None:
-        if self.keep_size_at:
-            size = os.fstat(self.tgt.fd).st_size
-            if size < self.keep_size_at:
-                raise self.job.fail(OSError(errno.ESTALE, f"the file shrank to {size} bytes during the job "
-                                            "(truncated by another process?)"), "size check")
+    # --- another process truncating the file (docs/reliability.md, guarantee 8) ----------------
+
+    def _size(self) -> int:
+        size = os.fstat(self.tgt.fd).st_size
+        self.smallest = min(self.smallest, size)
+        return size
+
+    def _check_size(self, start: int, end: int) -> bool:
+        """Before a write call: the file still reaches the range's end, else stop (a call past
+        the end would grow the file back). Returns whether byte start-1 is in a hole, for a call
+        that ends at the end of the file (see _check_size_after)."""
+        if not self.keep_size_at:
+            return False
+        size = self._size()
+        if size < self.keep_size_at:
+            raise self._truncated(size)
+        return end >= size and _in_hole(self.tgt.fd, start - 1)
+
+    def _check_size_after(self, start: int, end: int, hole_before: bool) -> None:
+        """After a write call: a truncation that landed while the call was in flight was grown
+        back by it, to the call's end. Below the file's end the size tells; for the call that
+        ends at the file's end, a hole that appeared just before the call does."""
+        if not self.keep_size_at:
+            return
+        size = self._size()
+        if size < self.start_size or self.smallest < self.keep_size_at:
+            raise self._truncated(size)
+        if end >= size and not hole_before and _in_hole(self.tgt.fd, start - 1):
+            self.smallest = min(self.smallest, start - 1)
+            raise self._truncated(size, below=start)
+
+    def _truncated(self, size: int, below: int = 0) -> ZeroingError:
+        if below:
+            to = f"to less than {below} bytes (a write call in flight grew it back)"
+        elif self.smallest < size:
+            to = f"to {self.smallest} bytes"
+        else:  # only the size our call in flight grew it back to was seen
+            to = f"from {self.start_size} bytes (a write call in flight grew it back)"
+        return self.job.fail(OSError(errno.ESTALE, f"another process truncated the file during the job {to}; "
+                                     f"it has {size} bytes now"), "size check")
+
+
+def _in_hole(fd: int, pos: int) -> bool:
+    """Whether byte ``pos`` of the file reads from a hole (our writes never make one)."""
+    if pos < 0:
+        return False
+    try:
+        return os.lseek(fd, pos, os.SEEK_HOLE) == pos
+    except OSError:
+        return False  # past the end, or no SEEK_HOLE: no hole that we could tell
