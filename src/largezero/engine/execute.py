@@ -198,18 +198,18 @@ class Execution:
             return
         size = self._size()
         if size < self.start_size or self.smallest < self.keep_size_at:
-            raise self._truncated(size)
+            raise self._truncated(size, grown=size == end and self.smallest == size)
         if end >= size and not hole_before and _in_hole(self.tgt.fd, start - 1):
             self.smallest = min(self.smallest, start - 1)
             raise self._truncated(size, below=start)
 
-    def _truncated(self, size: int, below: int = 0) -> ZeroingError:
+    def _truncated(self, size: int, below: int = 0, grown: bool = False) -> ZeroingError:
         if below:
             to = f"to less than {below} bytes (a write call in flight grew it back)"
-        elif self.smallest < size:
-            to = f"to {self.smallest} bytes"
-        else:  # only the size our call in flight grew it back to was seen
+        elif grown:  # only the size our call in flight grew it back to was seen
             to = f"from {self.start_size} bytes (a write call in flight grew it back)"
+        else:
+            to = f"to {self.smallest} bytes"
         return self.job.fail(OSError(errno.ESTALE, f"another process truncated the file during the job {to}; "
                                      f"it has {size} bytes now"), "size check")
 
