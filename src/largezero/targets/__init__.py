@@ -317,6 +317,11 @@ def open_target(
             raise TargetError(f"{name}: is in use (text file busy: an active swapfile or a running program)") from None
         raise _os_error(name, err) from None
     try:
+        opened = os.fstat(fd)
+        if st is not None and (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            # Checked by path, then opened: the path now names another file (renamed over it).
+            raise TargetError(f"{name}: was replaced by another file between the checks and the open; "
+                              "nothing written")
         tgt = _from_fd(fd, name, path, owns_fd=True)
         tgt.exclusive = exclusive
         # A new file cannot be in use; an existing one was checked above, by path.
