@@ -51,13 +51,17 @@ class Execution:
         self.notes: list[str] = []  # fallbacks and refusals seen on the way
 
     def run(self) -> str:
-        for step in self.plan.steps:
-            if isinstance(step, OffloadStep):
-                self._zero_offload(step)
-            elif isinstance(step, WriteStep):
-                self._zero_pages(step)
-            else:
-                self._zero_edge(step)
+        try:
+            for step in self.plan.steps:
+                if isinstance(step, OffloadStep):
+                    self._zero_offload(step)
+                elif isinstance(step, WriteStep):
+                    self._zero_pages(step)
+                else:
+                    self._zero_edge(step)
+        except ZeroingError as err:
+            self._undo_growth(err.stopped_at)
+            raise
         if self.plan.method != "offload":
             edges = any(isinstance(s, EdgeStep) for s in self.plan.steps)
             return "pwritev" + (" + page-cache edges" if edges else "")
@@ -171,6 +175,19 @@ class Execution:
         self._check_size_after(step.offset, end, hole_before)
         sync_range(self.job, self.tgt.fd, step.offset, step.length)
         self.job.record(step.offset, end)
+
+    def _undo_growth(self, stopped_at: int) -> None:
+        """--extend that failed part way (ENOSPC): a failed fallocate or write may have grown the
+        file past what is known zeroed; what we grew beyond that is cut back, so the file ends
+        at most at stopped_at (or at its old size, which is never cut)."""
+        if not self.extend or self.tgt.kind == BLOCK:
+            return
+        keep = max(self.start_size, stopped_at)
+        try:
+            if os.fstat(self.tgt.fd).st_size > keep:
+                syscalls.ops.ftruncate(self.tgt.fd, keep)
+        except OSError:
+            pass  # the error being raised says what happened; this was only tidying
 
     # --- another process truncating the file (docs/reliability.md, guarantee 8) ----------------
 

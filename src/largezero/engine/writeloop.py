@@ -11,13 +11,22 @@ import errno
 from collections.abc import Callable, Sequence
 
 from .. import syscalls
-from ..errors import Interrupted, ZeroingError
+from ..errors import Interrupted, KernelRefused, ZeroingError
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from ..cancel import Cancel
 
 Progress = Callable[[int], None]
+
+# Errors with which the kernel refuses a job before writing anything, and what they mean here.
+REFUSALS = {
+    errno.EFBIG: "past the file size limit: RLIMIT_FSIZE (ulimit -f) or the filesystem's largest file",
+    errno.ETXTBSY: "an active swapfile or a running program's file",
+    errno.EBUSY: "the device is mounted or held; the kernel does not zero it even with --force",
+    errno.EPERM: "not permitted: an immutable, append-only or sealed file",
+    errno.EROFS: "a read-only filesystem or device",
+}
 
 
 class Job:
@@ -86,6 +95,11 @@ class Job:
     def fail(self, err: OSError, what: str, maybe_until: int | None = None, why: str = "") -> ZeroingError:
         """The error for a call that failed; ``maybe_until``: how far that call may have written;
         ``why``: what the error means here, when the system's own words do not say it."""
+        if err.errno in REFUSALS and not self._done:
+            # A failed call writes nothing: the whole job was refused, and a resume would be too.
+            return KernelRefused(f"{self.name}: the kernel refused {what}: {err.strerror} ({REFUSALS[err.errno]}); "
+                                 "nothing was written", target=self.name, method=self.method, offset=self.offset,
+                                 bytes_zeroed=0, errno=err.errno, what=what)
         at = self.prefix_end
         reach = min(max(maybe_until or 0, self.furthest), self.end)
         maybe = reach if reach > at else None
