@@ -9,6 +9,7 @@ O_DIRECT only, so neither side may ever see EIO, and the neighbour's sector keep
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -17,11 +18,11 @@ from collections.abc import Callable
 
 import pytest
 
+from largezero import ZeroOptions, syscalls, zero_range
 from largezero.cli import main
+from largezero.errors import ZeroingError
 
 from .helpers import read_range, requires_root
-
-pytestmark = requires_root
 
 PAGE = 4096
 NEIGHBOUR_AT = 4096000  # the first sector of a page; largezero zeroes the other seven
@@ -69,6 +70,7 @@ def _round(dev: str, stop: str, argv: list[str]) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("argv", [[], ["-m", "large", "--direct"]], ids=["auto", "large-direct"])
+@requires_root
 def test_sector_aligned_edges_never_collide_with_a_direct_neighbour(
         ramfs_loop: Callable[[int], str], tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str],
         argv: list[str]) -> None:
@@ -79,3 +81,25 @@ def test_sector_aligned_edges_never_collide_with_a_direct_neighbour(
     assert results == [(0, 0)] * RUNS, err
     assert read_range(dev, NEIGHBOUR_AT, 512) == b"\xab" * 512
     assert read_range(dev, NEIGHBOUR_AT + 512, PAGE - 512) == bytes(PAGE - 512)
+
+
+class _CollidingSync(syscalls.Syscalls):
+    """sync_file_range fails with EIO, as it does after another process's O_DIRECT write hit a
+    dirty page of ours (the kernel's dio_warn_stale_pagecache); everything else is real."""
+
+    def sync_file_range(self, fd: int, offset: int, length: int, flags: int = 7) -> None:
+        if flags & syscalls.SYNC_FILE_RANGE_WRITE:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        super().sync_file_range(fd, offset, length, flags)
+
+
+def test_eio_writing_back_sub_sector_bytes_is_told_as_a_collision(scratch_file: Callable[[int], str]) -> None:
+    path = scratch_file(1 << 20)
+    offset, length = 8192 + 100, 8192  # a 412-byte sub-sector head, O_DIRECT after it
+    with syscalls.installed(_CollidingSync()), pytest.raises(ZeroingError) as info:
+        zero_range(path, offset, length, ZeroOptions(method="large", direct=True))
+    err = info.value
+    assert err.exit_code == 1 and err.stopped_at == offset and err.maybe_until == 8192 + 512
+    assert "page-cache collision: another process wrote the same page with O_DIRECT" in str(err)
+    assert f"sync_file_range of bytes {offset}..{8192 + 512}" in str(err)
+    assert f"resume with --offset {offset} --length {length}" in str(err)

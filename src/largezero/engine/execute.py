@@ -165,16 +165,14 @@ class Execution:
                           "through the page cache")
 
     def _zero_edge(self, step: EdgeStep) -> None:
-        """Sub-alignment bytes: only their own, through the page cache, then written back; they
-        count as zeroed once written back (the page cache alone is not the medium)."""
+        """Sub-alignment bytes: only their own, through the page cache, then written back (a
+        failed write-back takes them out of what is known zeroed again)."""
         assert self.buf is not None
         end = step.offset + step.length
         hole_before = self._check_size(step.offset, end)
-        write_exactly(self.job, self.tgt.fd, self.buf.iovecs(step.length), step.offset, what="pwrite",
-                      record=False)
+        write_exactly(self.job, self.tgt.fd, self.buf.iovecs(step.length), step.offset, what="pwrite")
         self._check_size_after(step.offset, end, hole_before)
         sync_range(self.job, self.tgt.fd, step.offset, step.length)
-        self.job.record(step.offset, end)
 
     def _undo_growth(self, stopped_at: int) -> None:
         """--extend that failed part way (ENOSPC): a failed fallocate or write may have grown the

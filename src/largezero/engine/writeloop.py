@@ -83,6 +83,13 @@ class Job:
         if self.progress is not None:
             self.progress(self.bytes_done)
 
+    def forget(self, a: int, b: int) -> None:
+        """[a, b) is no longer known written (page-cache bytes whose write-back failed)."""
+        kept: list[tuple[int, int]] = []
+        for lo, hi in self._done:
+            kept.extend(span for span in ((lo, min(hi, a)), (max(lo, b), hi)) if span[1] > span[0])
+        self._done = kept
+
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             # Steps that finished out of order (an offloaded middle before its head) are zero
@@ -152,11 +159,8 @@ def take(iov: Sequence[memoryview], n: int) -> list[memoryview]:
 
 
 def write_exactly(job: Job, fd: int, iov: Sequence[memoryview], pos: int, *, granule: int = 1,
-                  buffered_fd: int | None = None, what: str = "pwritev", record: bool = True) -> int:
+                  buffered_fd: int | None = None, what: str = "pwritev") -> int:
     """Write all of ``iov`` at ``pos``; returns the end position.
-
-    ``record`` False: the bytes are not counted written (a page-cache edge counts once it is
-    written back).
 
     ``granule`` > 1 with ``buffered_fd``: an O_DIRECT fd. A short write that stopped inside a
     granule is finished to the granule boundary through ``buffered_fd`` (the page cache takes
@@ -177,8 +181,7 @@ def write_exactly(job: Job, fd: int, iov: Sequence[memoryview], pos: int, *, gra
         job.iovecs += len(pending)
         if n <= 0:
             raise job.fail(OSError(errno.ENOSPC, "write made no progress"), what) from None
-        if record:
-            job.record(pos, pos + n)
+        job.record(pos, pos + n)
         pos += n
         pending = advance(pending, n)
         if pos < end and granule > 1 and pos % granule and buffered_fd is not None:
@@ -205,6 +208,8 @@ def sync_range(job: Job, fd: int, offset: int, length: int) -> None:
         except InterruptedError:
             job.check_cancel()
         except OSError as err:
+            # The bytes read as zero from the page cache, but are not known on the medium.
+            job.forget(offset, offset + length)
             why = COLLISION if err.errno == errno.EIO else ""
             raise job.fail(err, f"sync_file_range of bytes {offset}..{offset + length}", offset + length,
                            why) from None
