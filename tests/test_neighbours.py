@@ -75,6 +75,16 @@ def test_sector_aligned_edges_never_collide_with_a_direct_neighbour(
         ramfs_loop: Callable[[int], str], tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str],
         argv: list[str]) -> None:
     dev = ramfs_loop(8 << 20)  # no write-zeroes: auto writes too
+    _sixteen_rounds(dev, tmp_path, capsys, argv)
+
+
+def test_sector_aligned_edges_of_a_file_never_collide_with_a_direct_neighbour(
+        scratch_file: Callable[[int], str], tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]) -> None:
+    _sixteen_rounds(scratch_file(8 << 20), tmp_path, capsys, ["-m", "large", "--direct"])
+
+
+def _sixteen_rounds(dev: str, tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str],
+                    argv: list[str]) -> None:
     stop = os.path.join(os.fspath(tmp_path), "stop")
     results = [_round(dev, stop, argv) for _ in range(RUNS)]
     err = capsys.readouterr().err
