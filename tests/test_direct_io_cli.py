@@ -20,6 +20,7 @@ import pytest
 
 from largezero import ZeroingError, ZeroOptions, syscalls, zero_range
 from largezero.scratch import fill_pattern, loop_device, make_image
+from largezero.targets import open_target
 
 from .helpers import pattern_bytes, read_range, requires_root
 
@@ -301,14 +302,18 @@ def test_zero_direct_edge_errors_keep_exact_progress(tmp_path: Path) -> None:
     target = tmp_path / "t.img"
     make_image(str(target), SIZE)
     fill_pattern(str(target), 0, SIZE)
-    # The tail edge [598016, 601000) fails: everything before it is done and reported.
-    with installed(Counting(write_error_at=598_016)), pytest.raises(ZeroingError) as exc:
+    with open_target(str(target), writable=False) as tgt:
+        align = tgt.dio_align
+    # The tail edge (the bytes below the DIO alignment: [600576, 601000) with 512) fails:
+    # everything before it is done and reported.
+    tail = 601_000 - 601_000 % align
+    with installed(Counting(write_error_at=tail)), pytest.raises(ZeroingError) as exc:
         zero_range(str(target), 1000, 600_000, options=ZeroOptions(method="large", direct=True))
-    assert exc.value.bytes_zeroed == 598_016 - 1000
-    assert exc.value.stopped_at == 598_016
+    assert exc.value.bytes_zeroed == tail - 1000
+    assert exc.value.stopped_at == tail
     got = read_range(str(target), 0, SIZE)
-    assert got[1000:598_016] == bytes(598_016 - 1000)
-    assert got[598_016:] == pattern_bytes(SIZE)[598_016:]
+    assert got[1000:tail] == bytes(tail - 1000)
+    assert got[tail:] == pattern_bytes(SIZE)[tail:]
 
 
 @requires_root
