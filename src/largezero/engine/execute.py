@@ -141,7 +141,7 @@ class Execution:
         (dio_warn_stale_pagecache: EIO on the whole file) and its stale copy of our bytes would
         be written back over our zeros. A wait-only sync_file_range reports that EIO without
         writing anything; our bytes of those pages are then written through the page cache too,
-        so what the kernel writes back is zeros (docs/reliability.md, "Neighbours")."""
+        so what the kernel writes back is zeros (docs/reliability.md, "Concurrent writers")."""
         granule = cache_granule_of(self.tgt)
         end = step.offset + step.length
         head, tail = cut(step.offset, end, granule)
