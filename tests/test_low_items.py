@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 import pytest
 
@@ -171,3 +172,20 @@ def test_enospc_with_extend_leaves_the_file_no_larger_than_stopped_at(tmp_path: 
             assert MiB <= os.path.getsize(path) <= max(MiB, stopped_at), (os.path.getsize(path), stopped_at)
         finally:
             subprocess.run(["umount", mnt], check=True, capture_output=True)
+
+
+@requires_root
+def test_blkzeroout_ebusy_is_the_kernel_refusing_a_mounted_device(file_loop: Callable[[int], str]) -> None:
+    """BLKZEROOUT fails EBUSY on a device the kernel will not zero (a mounted one, --force):
+    nothing was written, so no "bytes 0..N may also be zero" and no resume command."""
+    dev = file_loop(16 * MiB)
+    with open(f"/sys/block/{os.path.basename(dev)}/queue/write_zeroes_max_bytes") as f:
+        if int(f.read()) == 0:
+            pytest.skip("this loop device has no write-zeroes: BLKZEROOUT is not planned")
+    fault = Injector(offload_errors={"BLKZEROOUT": errno.EBUSY})
+    with syscalls.installed(fault), pytest.raises(KernelRefused) as info:
+        zero_range(dev, 0, MiB, ZeroOptions(method="auto", force=True))
+    err = info.value
+    assert err.exit_code == EXIT_USAGE and err.bytes_zeroed == 0 and err.maybe_until is None
+    assert "the kernel refused BLKZEROOUT" in str(err) and "mounted or held" in str(err)
+    assert "may also be zero" not in str(err) and "resume" not in str(err)
