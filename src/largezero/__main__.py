@@ -1,16 +1,7 @@
-"""``python -m largezero``: the same command as the console script."""
+"""``python -m largezero``: the same command as the ``largezero`` launcher (see ``_start``)."""
 
 import sys
 
-try:
-    from .cli import main
-except KeyboardInterrupt:
-    # Ctrl-C before main() could install its handler: still one line and 130, no traceback.
-    try:
-        if sys.stderr is not None:
-            sys.stderr.write("largezero: interrupted\n")
-    except (OSError, ValueError):
-        pass
-    sys.exit(130)
+from ._start import main
 
 sys.exit(main())

@@ -15,8 +15,6 @@ TYPE_CHECKING = False  # not from typing: start-up pays for every module importe
 if TYPE_CHECKING:
     from typing import IO, Any
 
-    from ..cancel import Flag
-
 
 def size_arg(what: str) -> Any:
     """An argparse type that parses sizes with K/M/G suffixes and names the option on error."""
@@ -170,30 +168,3 @@ class guarded_streams:  # noqa: N801 - used like the context-manager function it
         self.out.flush()
         self.err.flush()
         sys.stdout, sys.stderr = self._saved
-
-
-class StopOnSignals:
-    """SIGINT and SIGTERM set ``cancel``, which the job polls at every call boundary
-    (BLKDEV_ZERO_KILLABLE): it stops there with exit 130 and the command that resumes."""
-
-    def __init__(self, cancel: Flag) -> None:
-        self.cancel = cancel
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> None:
-        import signal
-
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[s] = signal.signal(s, self._handler)
-            except ValueError:  # not the main thread (an embedding program): signals are not ours
-                break
-
-    def _handler(self, signum: int, frame: object) -> None:
-        self.cancel.set()
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        for s, h in self.previous.items():
-            signal.signal(s, h)
