@@ -134,6 +134,11 @@ class GuardedStream:
         return getattr(self._stream, name)
 
 
+# The standard fds that were closed when the command started (``>&-``): _open_standard_fds()
+# points them at /dev/null, and a command whose output is fd 1 itself (cat) must still refuse.
+closed_at_start: set[int] = set()
+
+
 def _open_standard_fds() -> None:
     """Open /dev/null on any of fds 0-2 that is closed (``2>&-``), so that no file we open later
     lands on fd 2 and receives somebody's error message (a target must never get stray bytes)."""
@@ -141,6 +146,7 @@ def _open_standard_fds() -> None:
         try:
             os.fstat(fd)
         except OSError:
+            closed_at_start.add(fd)
             try:
                 got = os.open(os.devnull, os.O_RDWR)
                 if got != fd:  # cannot happen (lower fds are done first), but never leave it wrong
