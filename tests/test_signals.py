@@ -212,8 +212,8 @@ def test_cat_into_a_mounted_loop_device_is_refused(launcher: str, tmp_path: os.P
         done = _cat_into(launcher, dev)
         err = done.stderr.decode()
         assert done.returncode == 2, err
-        assert err.count("\n") == 1 and err.startswith(f"largezero: {dev}: device is in use (mounted on {mnt}")
-        assert "--force" in err
+        assert err.count("\n") == 1 and err.startswith(f"largezero: {dev}: device is in use (mounted on {mnt}"), err
+        assert "--force" in err, err
         assert read_range(dev, 0, 1 << 20) == before
     finally:
         subprocess.run(["umount", mnt], check=True, capture_output=True)
@@ -232,7 +232,7 @@ def test_cat_into_a_device_with_a_signature_needs_force(launcher: str, ext4_loop
     dev, _ = ext4_loop
     done = _cat_into(launcher, dev)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.decode().startswith(f"largezero: {dev}: device carries an ext4 signature")
+    assert done.stderr.decode().startswith(f"largezero: {dev}: device carries an ext4 signature"), done.stderr
     done = _cat_into(launcher, dev, "--force")
     assert done.returncode == 0, done.stderr
     assert read_range(dev, 0, 1 << 20) == bytes(1 << 20)
