@@ -253,3 +253,66 @@ def test_cat_into_a_loop_backing_file_is_refused(launcher: str, tmp_path: os.Pat
         assert done.returncode == 2, err
         assert err.count("\n") == 1 and image in err and f"backs {dev}" in err
         assert read_range(image, 0, 4096) != bytes(4096)
+
+
+# --- the handler's three modes, in this process --------------------------------------------
+
+
+@pytest.fixture
+def handler() -> Iterator[None]:
+    from largezero import cancel
+
+    if cancel.installed():
+        pytest.skip("the handler is already installed in this process")
+    assert cancel.install()
+    cancel.reset()
+    try:
+        yield
+    finally:
+        cancel.uninstall()
+        cancel.reset()
+
+
+def test_inside_a_polling_job_a_signal_only_sets_the_flag(handler: None) -> None:
+    from largezero import cancel
+
+    with cancel.on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs between two instructions
+        assert stop is cancel.STOP and stop.is_set() and stop.signum == signal.SIGTERM
+    assert cancel.status() == 143
+
+
+def test_inside_a_command_a_signal_raises_stopped(handler: None) -> None:
+    from largezero import cancel
+
+    with pytest.raises(cancel.Stopped) as info, cancel.raising():
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(5)  # interrupted: the handler raises out of the sleep
+    assert info.value.signum == signal.SIGHUP and isinstance(info.value, KeyboardInterrupt)
+    assert cancel.status() == 129
+
+
+def test_main_called_by_a_program_raises_instead_of_exiting(tmp_path: os.PathLike[str]) -> None:
+    """main(argv) in this process: a signal while it parses is its return value, and the
+    program's own handlers are back afterwards."""
+    from largezero.cli import main
+
+    before = signal.getsignal(signal.SIGTERM)
+    target = os.path.join(os.fspath(tmp_path), "x")
+
+    class Hook:
+        def find_spec(self, name: str, path: object, target_: object = None) -> None:
+            if name == "largezero.cli.info":
+                os.kill(os.getpid(), signal.SIGTERM)
+            return None
+
+    loaded = sys.modules.pop("largezero.cli.info", None)
+    sys.meta_path.insert(0, Hook())  # type: ignore[arg-type]
+    try:
+        assert main(["info", target]) == 143
+    finally:
+        sys.meta_path.pop(0)
+        if loaded is not None:
+            sys.modules["largezero.cli.info"] = loaded
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -181,6 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cancel.reset()
     ours = not cancel.installed() and cancel.install()
+    # In a program that calls main(argv) a signal during parsing raises too (caught below) instead
+    # of ending that program: only the process that is the command exits at once.
+    embedded = cancel.raising() if argv is not None else None
+    if embedded is not None:
+        embedded.__enter__()
     try:
         from .common import guarded_streams
 
@@ -210,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _last_words(f"largezero: internal error: {type(err).__name__}: {err}")
         return 1
     finally:
+        if embedded is not None:
+            embedded.__exit__()
         if ours and argv is not None:
             cancel.uninstall()  # a program that called main(argv) gets its handlers back
 

@@ -12,7 +12,7 @@ TYPE_CHECKING = False  # not from typing: start-up pays for every module importe
 if TYPE_CHECKING:
     from ..cancel import Cancel
 
-_SINKS: dict[str, type[Sink]] = {PIPE: PipeSink, SOCKET: SocketSink, FILE: FileSink, BLOCK: SeekableSink}
+_SINKS: dict[str, type[Sink]] = {PIPE: PipeSink, SOCKET: SocketSink}
 
 
 def open_sink(fd: int, result: StreamResult, cancel: Cancel | None = None, force: bool = False) -> Sink:
@@ -20,8 +20,10 @@ def open_sink(fd: int, result: StreamResult, cancel: Cancel | None = None, force
     goes through the refusals of ``zero`` unless ``force`` (see seekable.output_target)."""
     kind = classify(fd)
     result.kind = kind
-    if kind in (FILE, BLOCK):
-        return _SINKS[kind](fd, result, cancel, force)  # type: ignore[call-arg]
+    if kind == FILE:
+        return FileSink(fd, result, cancel, force)
+    if kind == BLOCK:
+        return SeekableSink(fd, result, cancel, force)
     sink = _SINKS.get(kind, Sink)(fd, result, cancel)
     if kind == TTY:
         sink.kind = TTY
