@@ -146,6 +146,21 @@ def test_the_start_up_module_loads_nothing_before_the_handler() -> None:
     assert set(done.stdout.split()) <= {"largezero", "largezero._start", "largezero.cancel", "__future__"}, done.stdout
 
 
+def test_the_launcher_runs_the_interpreter_beside_it_with_the_signals_blocked(launcher: str) -> None:
+    """What _start sees before it unblocks: the three signals blocked (and, with
+    LARGEZERO_BLOCK_SIGNALS=0, none), in the interpreter next to the launcher."""
+    probe = "import signal, sys; print(sys.executable, sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
+    env = {**os.environ, "LARGEZERO_PYTHON": sys.executable}
+    shown = subprocess.run(["sh", "-c", f"sed 's/^start=.*/start=\"{probe}\"/' '{launcher}' | sh -s"],
+                           capture_output=True, text=True, env=env, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split(" ", 1)[1].strip() == str(sorted(SIGNALS)), shown.stdout
+    env["LARGEZERO_BLOCK_SIGNALS"] = "0"
+    shown = subprocess.run(["sh", "-c", f"sed 's/^start=.*/start=\"{probe}\"/' '{launcher}' | sh -s"],
+                           capture_output=True, text=True, env=env, check=False)
+    assert shown.stdout.split(" ", 1)[1].strip() == "[]", shown.stdout
+
+
 def test_python_m_is_the_same_command(launcher: str) -> None:
     """``python -m largezero`` runs the same start-up module: SIGTERM in the job is 143 too."""
     with open(os.devnull, "wb") as sink:
