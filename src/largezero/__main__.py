@@ -6,22 +6,23 @@ start-up and runpy's is Python's (a KeyboardInterrupt traceback, or death by the
 From here on it is the launcher's path: blocked, the one handler installed, unblocked.
 """
 
-import sys
-
-TYPE_CHECKING = False
-try:
+try:  # first: a Ctrl-C that lands on any line below is one line and 130, not a traceback
+    TYPE_CHECKING = False
     if TYPE_CHECKING:
         import signal as _signal  # the same functions; typeshed has no stub for _signal
     else:
         import _signal  # the C module, already loaded: no import cost
     _signal.pthread_sigmask(_signal.SIG_BLOCK, (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP))
+    import sys
+
     from ._start import main
-except KeyboardInterrupt:  # Ctrl-C before the first line above took effect
+except KeyboardInterrupt:
+    import os
+
     try:
-        if sys.stderr is not None:
-            sys.stderr.write("largezero: interrupted\n")
-    except (OSError, ValueError):
+        os.write(2, b"largezero: interrupted\n")
+    except OSError:
         pass
-    sys.exit(130)
+    raise SystemExit(130) from None
 
 sys.exit(main())
