@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..cancel import Flag
+from ..cancel import on_signals
 from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH
 from ..targets import opened
 from ..units import format_size
 from ..verify import VerifyInterrupted, VerifyResult, verify_target
-from .common import StopOnSignals, print_json, say, size_arg
+from .common import print_json, say, size_arg
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
                                    "holes and unwritten extents (of a file, or of a loop device's backing "
                                    "file) read as zero without touching the medium, so they are found with "
                                    "SEEK_DATA and counted as skipped, not read. Exit 0 when every byte is zero, "
-                                   "3 at the first non-zero byte, 130 interrupted.")
+                                   "3 at the first non-zero byte, 130/143/129 on SIGINT/SIGTERM/SIGHUP.")
     p.add_argument("target", metavar="TARGET", help="regular file or block device (opened read-only)")
     p.add_argument("-o", "--offset", type=size_arg("offset"), default=0, help="first byte (default 0)")
     p.add_argument("-l", "--length", type=size_arg("length"), default=None,
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
         from ..job.certificate import check_available
 
         check_available(args.report)
-    cancel = Flag()
-    with StopOnSignals(cancel), opened(args.target, writable=False) as tgt:
+    with on_signals() as cancel, opened(args.target, writable=False) as tgt:
         started = _utc() if args.report else ""
         size = tgt.refresh_size()
         length = args.length if args.length is not None else max(0, size - args.offset)
