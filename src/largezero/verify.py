@@ -172,7 +172,7 @@ def verify_target(tgt: Target, offset: int = 0, length: int | None = None, *, di
 
 def check_zero(target: Target | int, offset: int, length: int, *, chunk: int | None = None, direct: bool = False,
                cancel: Cancel | None = None, progress: Callable[[int], None] | None = None,
-               depth: int = DEPTH) -> VerifyResult:
+               depth: int | None = None) -> VerifyResult:
     """Check [offset, offset+length) of a target (or an open fd); see the module docstring.
 
     Raises ShortRead when the target ends inside the range, DirectUnsupported when ``direct``
@@ -202,6 +202,8 @@ def check_zero(target: Target | int, offset: int, length: int, *, chunk: int | N
         # A short range needs no 8 MiB buffer: allocating and faulting one costs more than the check.
         want = min(want, -(-(length + 8192) // 4096) * 4096)
         align = tgt.dio_align if use_direct else 1
+        if depth is None:
+            depth = _depth(tgt) if use_direct else 1
         with data_map(tgt, offset, length) as dmap:
             return _Check(read_fd, offset, length, max(align, want - want % align), align,
                           depth if use_direct else 1, use_direct, cancel, progress).run(dmap.ranges(offset,
@@ -210,6 +212,18 @@ def check_zero(target: Target | int, offset: int, length: int, *, chunk: int | N
     finally:
         if tgt is not target:
             tgt.close()
+
+
+def _depth(tgt: Target) -> int:
+    """Reads in flight: DEPTH, so the device reads while the CPU compares; one at a time where the
+    driver copies each byte with the CPU (loop, zram) on two CPUs or fewer, where that copy and the
+    comparison take turns on the same cores anyway (measured on a 2-CPU machine, 2 GiB ramfs loop:
+    one at a time 0.69-0.78x dd's speed, two deep 0.56-0.68x)."""
+    from .targets.facts import copies_data
+
+    if tgt.kind == BLOCK and copies_data(tgt) and len(os.sched_getaffinity(0)) <= 2:
+        return 1
+    return DEPTH
 
 
 class _Check:

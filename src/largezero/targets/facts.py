@@ -33,7 +33,8 @@ class TargetFacts:
     unsupported: frozenset[str] = frozenset()  # offload calls this target refused before
 
 
-def _copies_data(tgt: Target) -> bool:
+def copies_data(tgt: Target) -> bool:
+    """Whether the device's driver moves every byte with the CPU (loop not in direct-I/O mode, zram, brd)."""
     name = tgt.block_name or ""
     if not name.startswith(_COPYING_DRIVERS):
         return False
@@ -61,7 +62,7 @@ def facts_of(tgt: Target) -> TargetFacts:
         dio_align=tgt.dio_align if tgt.dio_offset_align else 0,
         cache_granule=cache_granule_of(tgt),
         write_zeroes=tgt.kind == BLOCK and (tgt.queue_attr("write_zeroes_max_bytes") or 0) > 0,
-        copies_data=tgt.kind == BLOCK and _copies_data(tgt),
+        copies_data=tgt.kind == BLOCK and copies_data(tgt),
         copy_on_write=tgt.copy_on_write,
         unsupported=tgt.unsupported(),
     )
