@@ -205,26 +205,11 @@ def zero_job(target: str | os.PathLike[str], offset: int = 0, length: int | None
 
 def predict(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
     """The model's prediction for ``plan`` on a block device; None for a file."""
-    if tgt.kind != BLOCK or tgt.block_name is None:
-        return None
-    from ..model.limits import QueueLimits
-    from ..model.predict import predict_plan
-    from ..model.sources import make_source, source_for_buffer
-    from ..syscalls import BLKBSZGET, ioctl_int
+    if tgt.kind != BLOCK:
+        return None  # and the model is not imported
+    from ..model.predict import predict_target
 
-    try:
-        lim = QueueLimits.from_sysfs(tgt.block_name)
-        writeback_block = ioctl_int(tgt.fd, BLKBSZGET, "Q") & 0xFFFFFFFF  # an int in a size_t-sized slot
-    except (OSError, ValueError) as err:
-        return {"error": f"cannot read the device's limits: {err}"}
-    source = make_source("zero-page") if buf is None else \
-        source_for_buffer(buf.size, buf.backing, buf.contiguous_bytes)
-    if source is None:
-        return {"requests": None, "notes": [f"the layout of the {buf.backing if buf else ''} zero buffer "
-                                            "cannot be observed here (needs root)"]}
-    pred = predict_plan(plan, lim, source, writeback_block=writeback_block)
-    got = pred.to_dict()
-    return got if got is not None else {"requests": None, "notes": pred.notes}
+    return predict_target(plan, tgt, buf)
 
 
 def _stat(device: str | None) -> DiskStat | None:

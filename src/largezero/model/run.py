@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from .._record import field, record
 from ..engine.plan import CallRun, plan_calls
+from .accounting import bio_accounting
 from .bio import Bio, IovLayout, dio_bios, iomap_zero_bio, write_zeroes_bios, zero_pages_bios
 from .limits import SECTOR_SIZE, QueueLimits
 from .plug import Tail, submit
@@ -200,8 +201,11 @@ def model_kernel(lim: QueueLimits, length: int, source: ZeroSource, offset: int 
         totals, _ = run_bios(zero_pages_bios(length, source.folio_size, source.page_size), start, lim)
         counts.add(totals)
         mechanisms.append("__blkdev_issue_zero_pages")
-    # Failed write-zeroes requests are accounted too (blk_update_request() counts any completion).
-    sectors = len(mechanisms) * length // SECTOR_SIZE
+    # Failed write-zeroes requests are accounted too (blk_update_request() counts any completion);
+    # a bio-based driver may not account write-zeroes at all (zram).
+    acct = bio_accounting(lim)
+    counted = [m for m in mechanisms if acct is None or acct.counts_write_zeroes or m != "REQ_OP_WRITE_ZEROES"]
+    sectors = len(counted) * length // SECTOR_SIZE
     return SourceResult(source, "kernel", length, counts, " then ".join(mechanisms), extra={"sectors": sectors})
 
 
