@@ -139,3 +139,17 @@ def test_nomerges_2_with_512_byte_buffers(devices: dict[str, str], capsys: pytes
         got = run_json(capsys, ["zero", dev, "-o", "512", "-l", "1M", "--direct", "-m", "large", "--dry-run",
                                 "--json"])
         assert triple(got["predicted"])[1] == 0
+
+
+def test_buffered_job_is_measured_after_write_back(devices: dict[str, str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A buffered job's bytes reach the device before ``measured`` is read: never 0/0/0."""
+    dev = devices["ramfs"]
+    before = read_stat(dev)
+    got = run_json(capsys, ["zero", dev, "-o", "4096", "-l", "4M", "-m", "large", "--force", "--json"])
+    delta = read_stat(dev) - before
+    assert got["direct"] is False and got["synced"] is False
+    measured = got["measured"]
+    assert isinstance(measured, dict) and "written back" in measured["note"]
+    assert measured["sectors"] == 4 * MiB // 512 == delta.write_sectors
+    assert (measured["requests"], measured["merges"]) == (delta.write_ios, delta.write_merges)

@@ -39,6 +39,7 @@ class JobResult:
     zero_buffer: ZeroBuffer | None = None
     predicted: dict[str, object] | None = None
     measured: DiskStat | None = None
+    measured_note: str = "device-wide write counters around the job"
     device: str | None = None
     verified: VerifyResult | None = None
     verify_seconds: float = 0.0
@@ -68,7 +69,10 @@ class JobResult:
         if self.measured is not None:
             m = self.measured
             out["measured"] = {"requests": m.write_ios, "merges": m.write_merges, "sectors": m.write_sectors,
-                               "device": self.device, "note": "device-wide write counters around the job"}
+                               "device": self.device, "note": self.measured_note}
+        elif self.zeroed is not None and self.device is not None:
+            out["measured"] = {"requests": None, "merges": None, "sectors": None, "device": self.device,
+                               "note": self.measured_note}
         if self.resolved:
             out["resolved"] = self.resolved
         if self.verified is not None:
@@ -160,7 +164,7 @@ class ZeroJob:
             if self.created and err.exit_code == 2 and os.path.getsize(tgt.path or self.target) == 0:
                 os.unlink(tgt.path or self.target)  # nothing was written: leave no trace of create
             raise
-        after = _stat(out.device)
+        after = self._settled_stat(out, tgt)
         if before is not None and after is not None:
             out.measured = after - before
         if self.created and self.options.sync:
@@ -172,6 +176,25 @@ class ZeroJob:
         if self.verify:
             self._verify(out, cancel)
         return out
+
+    def _settled_stat(self, out: JobResult, tgt: Target) -> DiskStat | None:
+        """The device's counters once the job's writes reached it: buffered writes not yet
+        written back are written back first (never 0/0/0 for bytes that were written)."""
+        z = out.zeroed
+        if out.device is None or z is None or z.plan is None or z.synced or not z.bytes_zeroed:
+            return _stat(out.device)
+        from ..engine.plan import WriteStep
+        from ..targets.diskstat import write_back
+
+        if not any(isinstance(s, WriteStep) and not s.direct for s in z.plan.steps):
+            return _stat(out.device)
+
+        try:
+            out.measured_note = write_back(tgt.fd, z.offset, z.bytes_zeroed)
+        except OSError as err:
+            out.measured_note = f"not measured: writing back the buffered writes failed ({err.strerror})"
+            return None
+        return _stat(out.device)
 
     def _engine_options(self) -> ZeroOptions:
         o = self.options
