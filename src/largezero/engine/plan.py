@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from .._record import field, record
 from ..targets.facts import PAGE_SIZE, TargetFacts
+from .edges import cut
 from .options import ZeroOptions
 
 # fs/read_write.c: one read/write moves at most MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
@@ -249,8 +250,7 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
     # Edges up to the page-cache granule go through the page cache: an O_DIRECT write never
     # shares a page with bytes outside the range, so no other writer's page is made stale.
     granule = max(facts.dio_align, facts.cache_granule)
-    head_end = min(end, _round_up(offset, granule))
-    tail_start = max(head_end, end - end % granule)
+    head_end, tail_start = cut(offset, end, granule)
     out: list[Step] = []
     if head_end > offset:
         out.append(EdgeStep(offset, head_end - offset))

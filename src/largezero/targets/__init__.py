@@ -263,7 +263,7 @@ def open_target(
     Files on pseudo-filesystems are refused always. A file is never created unless ``create``.
     """
     if isinstance(target, int):
-        tgt = _from_fd(target, str(target), None, owns_fd=False, force=force)
+        tgt = _from_fd(target, str(target), None, owns_fd=False)
         _refuse_if_unsafe(tgt, writable=writable and tgt.writable, force=force)
         return tgt
     name = os.fspath(target)
@@ -317,7 +317,7 @@ def open_target(
             raise TargetError(f"{name}: is in use (text file busy: an active swapfile or a running program)") from None
         raise _os_error(name, err) from None
     try:
-        tgt = _from_fd(fd, name, path, owns_fd=True, force=force)
+        tgt = _from_fd(fd, name, path, owns_fd=True)
         tgt.exclusive = exclusive
         # A new file cannot be in use; an existing one was checked above, by path.
         _refuse_if_unsafe(tgt, writable=writable, force=force, checked_in_use=True)
@@ -382,7 +382,7 @@ def probe_signature(tgt: Target) -> str | None:
     return describe_signatures(found) if found else None
 
 
-def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool, force: bool) -> Target:
+def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool) -> Target:
     try:
         st = os.fstat(fd)
     except OSError as err:
