@@ -56,3 +56,25 @@ def test_one_pebibyte_counts_are_exact_where_they_can_be_worked_out() -> None:
     assert r.counts is not None
     assert (r.counts.bios, r.counts.bvecs, r.counts.requests) == (2**30, 2**38, 2**31)
     assert r.extra["sectors"] == PiB // 512
+
+
+def test_iomap_write_model_is_closed_form() -> None:
+    """One O_DIRECT write of 64 MiB or of the most one call moves: the same few bios built."""
+    from largezero.engine.plan import MAX_RW_COUNT
+    from largezero.model.iomap import DioWrite, model_dio_write
+
+    lim = PRESETS["nvme-mdts2m"]
+    misses = []
+    for length in (64 << 20, MAX_RW_COUNT):
+        _cold()
+        r = model_dio_write(lim, DioWrite(4096, length, 0, "hole", 65536), make_source("huge-zero-folio"), "6.19")
+        assert r.counts is not None and r.counts.bios >= length // (1 << 20)
+        misses.append(bio._dio_bio.cache_info().misses + split.split_bio.cache_info().misses)
+    assert misses[1] <= misses[0] + 16 and misses[1] < 200
+
+
+def test_iomap_write_longer_than_one_call_is_refused() -> None:
+    from largezero.cli import main
+
+    assert main(["model", "--preset", "nvme-mdts2m", "--path", "iomap", "--dio-write", "0:64G",
+                 "--block-size", "64K"]) == 2

@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._record import record
+from ..engine.plan import MAX_RW_COUNT
 from .bio import BIO_MAX_VECS, Bio, BvecRun, IovLayout, dio_bios, iomap_zero_bio
 from .limits import SECTOR_SIZE, QueueLimits
 from .run import Counts, SourceResult, run_bios
@@ -71,6 +72,12 @@ class DioWrite:
             raise ValueError("offset and file size must not be negative")
         if self.length <= 0:
             raise ValueError("the write length must be positive")
+        if self.length > MAX_RW_COUNT:
+            # rw_verify_area() cuts one call to MAX_RW_COUNT and the write returns short: what
+            # follows is the caller's next call, a new write with its own mappings and plug.
+            raise ValueError(f"one write moves at most {MAX_RW_COUNT} bytes (MAX_RW_COUNT, 2 GiB - 4 KiB): "
+                             f"the kernel would write that much of {self.length} and return a short count; "
+                             "model each call as its own --dio-write")
         if self.extent not in EXTENTS:
             raise ValueError(f"unknown extent '{self.extent}' (expected one of {', '.join(EXTENTS)})")
         bs = self.block_size
