@@ -125,6 +125,7 @@ class FiemapExtent:
     logical: int
     length: int
     flags: int
+    physical: int = 0  # byte offset on the device (fe_physical); 0 where FIEMAP_EXTENT_UNKNOWN
 
 
 class Syscalls:
@@ -190,9 +191,9 @@ class Syscalls:
                 break
             last = False
             for i in range(mapped):
-                logical, _phys, ext_len, _r0, _r1, ext_flags = _FIEMAP_EXTENT.unpack_from(
+                logical, phys, ext_len, _r0, _r1, ext_flags = _FIEMAP_EXTENT.unpack_from(
                     buf, _FIEMAP_HEADER.size + i * _FIEMAP_EXTENT.size)
-                out.append(FiemapExtent(logical, ext_len, ext_flags))
+                out.append(FiemapExtent(logical, ext_len, ext_flags, phys))
                 last = bool(ext_flags & FIEMAP_EXTENT_LAST)
             nxt = out[-1].logical + out[-1].length
             if last or mapped < max_extents or nxt <= pos:

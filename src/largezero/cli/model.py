@@ -17,12 +17,13 @@ from ..mm import zero_buffer_for
 from ..model.accounting import device_class
 from ..model.iomap import DEFAULT_BLOCK_SIZE, EXTENTS, DioWrite, compare_dio_write, model_dio_write
 from ..model.limits import PRESETS, QueueLimits
-from ..model.predict import model_facts, model_plan
+from ..model.predict import model_plan
 from ..model.run import PATHS, compare, model_kernel
 from ..model.sources import (
     PAGE_SIZES,
     SOURCE_NAMES,
     ZeroSource,
+    iomap_618_source,
     largest_zero_folio_source,
     live_iomap_source,
     make_source,
@@ -30,6 +31,7 @@ from ..model.sources import (
 )
 from ..units import format_size, parse_size
 from .common import print_json, size_arg
+from .model_facts import RealFile, direct_facts, real_file
 from .model_show import plot, print_table
 
 TYPE_CHECKING = False
@@ -80,6 +82,9 @@ def register(sub: Any) -> None:
                    help="filesystem block size for --path iomap (repeatable; default 4K..2M)")
     p.add_argument("--dio-write", metavar="OFFSET:LENGTH", type=_dio_write_arg, default=None,
                    help="--path iomap: one O_DIRECT write (pads, data, EOF zeroing), not the padding table")
+    p.add_argument("--file", metavar="FILE", help="--dio-write into this existing file: its size and its "
+                   "mappings (FIEMAP: state, physical start) are read from it; limits from --device, else the "
+                   "device under its filesystem")
     p.add_argument("--file-size", type=size_arg("file size"), default=0,
                    help="--dio-write: the file's size before the write (default 0, a fresh file)")
     p.add_argument("--extent", choices=EXTENTS, default="hole",
@@ -172,6 +177,12 @@ def kernel_info() -> dict[str, object]:
 
 
 def build_report(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file and not (args.dio_write and args.path == "iomap"):
+        raise UsageError("--file applies to --path iomap --dio-write only")
+    if args.file and (args.file_size or args.extent != "hole"):
+        raise UsageError("--file reads the file's size and mappings; --file-size and --extent are for "
+                         "hypothetical files")
+    real = real_file(args) if args.file else None
     lim, where = _limits(args)
     page = args.page_size or os.sysconf("SC_PAGESIZE")
     if page not in PAGE_SIZES:
@@ -199,12 +210,17 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
         if args.dio_write:
             if args.block_size and len(args.block_size) > 1:
                 raise UsageError("--dio-write takes one --block-size")
-            write = DioWrite(args.dio_write[0], args.dio_write[1], args.file_size, args.extent,
-                             _block_size(args, lim))
+            write = DioWrite(args.dio_write[0], args.dio_write[1], real.size if real else args.file_size,
+                             args.extent, real.block_size if real else _block_size(args, lim))
             length = write.length
-            results = compare_dio_write(lim, write, sources, page)
+            if real:
+                real.read_mappings(write)
+                results = [real.model(lim, iomap_618_source(page), "6.18", page)]
+                results += [real.model(lim, s, "6.19", page) for s in sources]
+            else:
+                results = compare_dio_write(lim, write, sources, page)
         elif args.path == "direct":
-            facts = _direct_facts(args, lim, length, page)
+            facts = direct_facts(args, lim, length, page)
             results = [model_plan(facts, lim, length, s, args.offset, args.call_size) for s in sources]
         else:
             results = compare(args.path, lim, length, sources, offset=args.offset, call_size=args.call_size,
@@ -233,31 +249,11 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     if write:
         report["dio_write"] = entries[0]["dio_write"]
     report["device_class"] = device_class(lim)
-    report["predicted_live"] = _predicted_live(args, lim, length, write, write_zeroes, facts)
+    report["predicted_live"] = _predicted_live(args, lim, length, write, write_zeroes, facts, real)
     if args.path == "kernel":
         report["note"] = ("the running kernel's blkdev_issue_zeroout() zeroes from "
                           f"{report['kernel']['largest_zero_folio']}")  # type: ignore[index]
     return report
-
-
-def _direct_facts(args: argparse.Namespace, lim: QueueLimits, length: int, page: int) -> TargetFacts:
-    """The facts the engine plans from: read from the device itself (opened read-only, never
-    claimed), or for a preset what a device of those limits would show."""
-    if not args.device:
-        # Loop and zram drivers copy each byte with the CPU: the plan then uses small iovecs.
-        return model_facts(lim, args.offset + length, copies_data=args.preset in ("loop", "zram"), page_size=page)
-    from ..errors import LargezeroError
-    from ..targets import BLOCK, open_target
-    from ..targets.facts import facts_of
-
-    path = args.device if args.device.startswith("/") else f"/dev/{args.device}"
-    try:
-        with open_target(path, writable=False) as tgt:
-            if tgt.kind != BLOCK:
-                raise UsageError(f"{args.device}: not a block device")
-            return facts_of(tgt)
-    except (OSError, LargezeroError) as err:
-        raise UsageError(f"{args.device}: cannot open to read its facts ({err})") from None
 
 
 def _block_size(args: argparse.Namespace, lim: QueueLimits) -> int:
@@ -269,7 +265,8 @@ def _block_size(args: argparse.Namespace, lim: QueueLimits) -> int:
 
 
 def _predicted_live(args: argparse.Namespace, lim: QueueLimits, length: int, write: DioWrite | None,
-                    write_zeroes: bool | None, facts: TargetFacts | None) -> dict[str, Any]:
+                    write_zeroes: bool | None, facts: TargetFacts | None, real: RealFile | None = None
+                    ) -> dict[str, Any]:
     """What this running kernel does: its largest_zero_folio(), its iomap zero page, and for
     --path direct the zero buffer `largezero zero --direct` gets in this process."""
     page = os.sysconf("SC_PAGESIZE")
@@ -293,7 +290,7 @@ def _predicted_live(args: argparse.Namespace, lim: QueueLimits, length: int, wri
             rules, src = live_iomap_source(platform.release(), persistent, page)
             if write is None:  # the padding table: one logical block into a new block of a fresh file
                 write = DioWrite(0, lim.logical_block_size, block_size=_block_size(args, lim))
-            r = model_dio_write(lim, write, src, rules, page)
+            r = real.model(lim, src, rules, page) if real else model_dio_write(lim, write, src, rules, page)
     except ValueError as err:
         return {"requests": None, "merges": None, "sectors": None, "source": None, "error": str(err)}
     c = r.counts

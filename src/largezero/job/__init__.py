@@ -150,7 +150,10 @@ class ZeroJob:
             self.open()
         tgt = self.tgt
         assert tgt is not None
-        out = JobResult(self.target, device=tgt.block_name, resolved=resolved(self.target))
+        out = JobResult(self.target, device=_device_of(tgt), resolved=resolved(self.target))
+        if tgt.kind != BLOCK and out.device:
+            out.measured_note = (f"device-wide write counters of {out.device}, the device under the file's "
+                                 "filesystem, around the job (other writers to it included)")
         if self.dry_run:
             out.plan, buf, _ = plan_job(tgt, self.offset, self.total, self.options)
             out.zero_buffer = buf
@@ -228,11 +231,21 @@ def zero_job(target: str | os.PathLike[str], offset: int = 0, length: int | None
 
 def predict(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
     """The model's prediction for ``plan`` on a block device; None for a file."""
-    if tgt.kind != BLOCK:
+    if tgt.kind != BLOCK and not _device_of(tgt):
         return None  # and the model is not imported
     from ..model.predict import predict_target
 
     return predict_target(plan, tgt, buf)
+
+
+def _device_of(tgt: Target) -> str | None:
+    """The block device whose counters the job reads: the target itself, or for a file the
+    device its filesystem is on (none for tmpfs and the like)."""
+    if tgt.kind == BLOCK:
+        return tgt.block_name
+    from ..targets.diskstat import disk_under
+
+    return disk_under(tgt.dev_ino[0]) if tgt.dev_ino[0] else None
 
 
 def _stat(device: str | None) -> DiskStat | None:

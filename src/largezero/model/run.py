@@ -96,8 +96,15 @@ def repeat(n: int, state: S, step: Callable[[S], tuple[S, Sequence[int]]]) -> tu
 
 def run_bios(groups: Sequence[tuple[Bio, int]], sector: int, lim: QueueLimits) -> tuple[list[int], int]:
     """Submit bios in order under one plug: counters and the sector after the last bio."""
+    totals, sector, _ = run_bios_after(groups, sector, lim, None)
+    return totals, sector
+
+
+def run_bios_after(groups: Sequence[tuple[Bio, int]], sector: int, lim: QueueLimits, tail: Tail | None
+                   ) -> tuple[list[int], int, Tail | None]:
+    """:func:`run_bios` with ``tail`` already at the tail of the plug (the request the first bio
+    may back-merge into: it must end at ``sector``); also returns the new tail."""
     period = sector_period(lim)
-    tail: Tail | None = None
     totals = [0] * _N
     for bio, n in groups:
         sectors = bio.size // SECTOR_SIZE
@@ -112,7 +119,7 @@ def run_bios(groups: Sequence[tuple[Bio, int]], sector: int, lim: QueueLimits) -
         (_, tail), add = repeat(n, (sector % period, tail), step)
         totals = [t + a for t, a in zip(totals, add, strict=True)]
         sector += n * sectors
-    return totals, sector
+    return totals, sector, tail
 
 
 @record(frozen=True)

@@ -78,3 +78,13 @@ def write_back(fd: int, offset: int, length: int) -> str:
 
     ops.sync_file_range(fd, offset, length)
     return MEASURED_NOTE + "; the buffered writes were written back (sync_file_range) before reading them"
+
+
+def disk_under(st_dev: int) -> str | None:
+    """The kernel name of the block device a filesystem lives on (``vda``, ``loop3``, ``sda1``),
+    from a file's st_dev; None for filesystems without one (tmpfs, ramfs, btrfs's anonymous devices)."""
+    try:
+        link = os.readlink(f"/sys/dev/block/{os.major(st_dev)}:{os.minor(st_dev)}")
+    except OSError:
+        return None
+    return os.path.basename(link)
