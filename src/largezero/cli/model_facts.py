@@ -27,14 +27,15 @@ class RealFile:
         self.write: DioWrite | None = None
 
     def read_mappings(self, write: DioWrite) -> None:
-        from ..model.mapped import file_mappings
+        from ..model.mapped import file_mappings, free_space, place_holes
 
         bs = self.block_size
         # The whole file: a hole's neighbours on the disk tell where it will be allocated.
         first, last = 0, max(-(-write.end // bs) * bs, self.size)
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            self.mappings = file_mappings(fd, first, last - first)
+            found = file_mappings(fd, first, last - first)
+            self.mappings = place_holes(found, write.offset, write.length, self.block_size, free_space(fd))
         except OSError as err:
             raise UsageError(f"{self.path}: cannot read its mappings (FIEMAP: {err.strerror})") from None
         finally:

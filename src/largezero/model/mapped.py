@@ -13,10 +13,11 @@ each runs iomap_dio_bio_iter() (fs/iomap/direct-io.c, 6.18):
 All mappings' bios go out under the one plug of __iomap_dio_rw(): a bio back-merges into the
 request before it only when it starts on the disk where that request ends (blk_try_merge()),
 so physically adjacent mappings merge as one run and others start a new request. A hole has
-no physical start until the write allocates it; the model takes the new blocks to be adjacent
-to no other mapping (on a filesystem in use the gap a hole left on the disk is soon taken by
-other files; measured on XFS, a hole's blocks never merged with their neighbours). That is
-the one assumption here.
+no physical start until the write allocates it. XFS first tries the blocks next to the file's
+neighbouring extents (xfs_bmap_adjacent()); :func:`place_holes` puts the hole there when the
+filesystem's space map (GETFSMAP) shows them free, and otherwise takes the new blocks to be
+adjacent to nothing. That is the one assumption here: the allocator's first choice is taken
+whenever it is free.
 
 The EOF rules before the bios (xfs_file_write_zero_eof() and the EOF folio's writeback) are
 :func:`.iomap.plan_dio_write`'s, with the EOF block's state read from its mapping.
@@ -24,7 +25,7 @@ The EOF rules before the bios (xfs_file_write_zero_eof() and the EOF folio's wri
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .._record import record
 from ..engine.plan import CallRun
@@ -138,8 +139,82 @@ _NOWHERE = 1 << 60
 
 
 def _assume(m: Mapping, block_size: int) -> int:
-    """Where a piece starts on the disk: known, or for a hole somewhere no other piece is."""
+    """Where a piece starts on the disk: known (or placed by :func:`place_holes`), else somewhere
+    no other piece is."""
     return m.physical if m.physical is not None else _NOWHERE + m.offset % block_size
+
+
+# xfs_bmap_adjacent(): a gap to a neighbour up to this many times the allocation is kept.
+XFS_ALLOC_GAP_UNITS = 4
+
+
+def adjacent_target(mappings: Sequence[Mapping], start: int, length: int) -> int | None:
+    """Where XFS first tries to put ``length`` new bytes at file offset ``start``
+    (xfs_bmap_adjacent()): at EOF of the extent list, as far past the previous extent as the
+    file offsets are apart; before it, the better of that and the same from the next extent."""
+    prev = next((m for m in reversed(mappings) if m.physical is not None and m.end <= start), None)
+    got = next((m for m in mappings if m.physical is not None and m.offset >= start + length), None)
+    if got is None:
+        return None if prev is None else prev.physical + start - prev.offset  # type: ignore[operator]
+    candidates = []
+    if prev is not None:
+        gap = start - prev.end
+        end = prev.physical + prev.length  # type: ignore[operator]
+        candidates.append((gap, end + gap) if gap <= XFS_ALLOC_GAP_UNITS * length else (2 * gap, end))
+    gap = got.offset - start
+    if gap <= XFS_ALLOC_GAP_UNITS * length and got.physical >= gap:  # type: ignore[operator]
+        candidates.append((gap, got.physical - gap))  # type: ignore[operator]
+    elif got.physical >= length:  # type: ignore[operator]
+        candidates.append((2 * gap - length, got.physical - length))  # type: ignore[operator]
+    # The previous extent's target wins a tie (prevdiff <= gotdiff).
+    return min(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def place_holes(mappings: list[Mapping], offset: int, length: int, block_size: int,
+                is_free: Callable[[int, int], bool] | None) -> list[Mapping]:
+    """The mappings with each hole under the write placed where the allocator first tries, when
+    ``is_free`` says that space is free (GETFSMAP); else left without a physical start."""
+    first = offset - offset % block_size
+    last = -(-(offset + length) // block_size) * block_size
+    out = []
+    for m in mappings:
+        a, b = max(m.offset, first), min(m.end, last)
+        if m.kind != HOLE or a >= b or is_free is None:
+            out.append(m)
+            continue
+        target = adjacent_target(mappings, a, b - a)
+        if target is None or not is_free(target, b - a):
+            out.append(m)
+            continue
+        # The part under the write gets the blocks; the rest of the hole stays one.
+        out.extend(k for k in (Mapping(m.offset, a - m.offset, HOLE), Mapping(a, b - a, HOLE, target),
+                               Mapping(b, m.end - b, HOLE)) if k.length)
+    return out
+
+
+def free_space(fd: int) -> Callable[[int, int], bool] | None:
+    """``is_free(physical, length)`` from the filesystem's space map, or None when it cannot be
+    read (GETFSMAP needs CAP_SYS_ADMIN and a filesystem that has it: XFS, ext4)."""
+    from ..syscalls import FMR_OWN_FREE, getfsmap
+
+    try:
+        getfsmap(fd, 0, 1)
+    except OSError:
+        return None
+
+    def is_free(physical: int, length: int) -> bool:
+        low = physical
+        for _ in range(16):  # the records may start before the key: walk on to the one that holds it
+            records = getfsmap(fd, low, 128)
+            for phys, n, owner in records:
+                if phys <= physical < phys + n:
+                    return owner == FMR_OWN_FREE and physical + length <= phys + n
+            if not records or records[-1][0] + records[-1][1] <= low:
+                return False
+            low = records[-1][0] + records[-1][1]
+        return False
+
+    return is_free
 
 
 def overwrite_calls(runs: Sequence[CallRun], mappings: Sequence[Mapping], lim: QueueLimits,
