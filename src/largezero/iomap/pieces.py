@@ -71,10 +71,10 @@ def plan_pieces(offset: int, end: int, granule: int, *, pad_from: int | None = N
             pieces.append(Piece(a, b, kind))
 
     add(pad_from, round_down(offset, g), ZERO)
-    if not direct:
-        add(offset, end, CACHE)
+    a, b = cut(offset, end, g)  # the engine's cut: the zeroing plan's edges are the same
+    if not direct or a == b:
+        add(offset, end, CACHE)  # no whole granule inside: every byte goes through the page cache
     else:
-        a, b = cut(offset, end, g)  # the engine's cut: the zeroing plan's edges are the same
         add(offset, a, CACHE)
         add(a, b, DATA)
         add(b, end, CACHE)
