@@ -107,6 +107,10 @@ def test_plain_table_without_rich(capsys: pytest.CaptureFixture[str], monkeypatc
     ["--device", "nosuchdevice0"],
     ["--preset", "loop", "--write-zeroes-fails"],
     ["--zero-source", "allocated:3K"],
+    ["--path", "iomap", "--file", "/etc/hostname"],  # --file needs --dio-write
+    ["--path", "iomap", "--dio-write", "0:4K", "--file", "/nonexistent/file"],
+    ["--path", "iomap", "--dio-write", "0:4K", "--file", "/etc/hostname", "--extent", "written"],
+    ["--preset", "nvme-mdts2m", "--path", "iomap", "--dio-write", "0:64G", "--block-size", "64K"],
 ])
 def test_bad_input_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["model", *argv]) == 2

@@ -231,8 +231,10 @@ def zero_job(target: str | os.PathLike[str], offset: int = 0, length: int | None
 
 def predict(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
     """The model's prediction for ``plan`` on a block device; None for a file."""
-    if tgt.kind != BLOCK and not _device_of(tgt):
-        return None  # and the model is not imported
+    if tgt.kind != BLOCK:
+        from ..model.files import predict_file  # light until the plan is one it prices
+
+        return predict_file(plan, tgt, buf)
     from ..model.predict import predict_target
 
     return predict_target(plan, tgt, buf)

@@ -130,7 +130,9 @@ def predict_target(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None,
     the device's own limits and buffer size, from the zero buffer the job uses. ``largezero zero``,
     its dry run and ``largezero model --device D --path direct`` all come here."""
     if tgt.kind != BLOCK:
-        return _predict_file(plan, tgt, buf)
+        from .files import predict_file
+
+        return predict_file(plan, tgt, buf)
     if tgt.block_name is None:
         return None
     from ..targets.facts import buffer_block_of
@@ -148,45 +150,3 @@ def predict_target(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None,
     pred = predict_plan(plan, lim, source, writeback_block=buffer_block_of(tgt))
     got = pred.to_dict()
     return got if got is not None else {"requests": None, "notes": pred.notes}
-
-
-def _predict_file(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
-    """A file's job priced on the device under its filesystem: its O_DIRECT calls over the file's
-    mappings (FIEMAP), as an overwrite in place of written blocks. Anything else (offload,
-    page-cache edges, buffered writes, holes and unwritten blocks) is said, not guessed."""
-    from ..engine.plan import WriteStep
-    from ..targets.diskstat import disk_under
-    from .mapped import file_mappings, overwrite_calls
-    from .sources import source_for_buffer
-
-    disk = disk_under(tgt.dev_ino[0]) if tgt.dev_ino[0] else None
-    if disk is None:
-        return None
-    why: str | None = None
-    got: tuple[Counts, int] | str = ""
-    if not plan.steps or not all(isinstance(s, WriteStep) and s.direct for s in plan.steps):
-        why = "only whole-block O_DIRECT writes of a file are priced (no offload, edges or buffered writes)"
-    source = None if buf is None else source_for_buffer(buf.size, buf.backing, buf.contiguous_bytes)
-    if why is None and source is None:
-        why = "the layout of the zero buffer cannot be observed here (needs root)"
-    try:
-        lim = QueueLimits.from_sysfs(disk)
-        unknown = unknown_accounting(lim)
-        if why is None and unknown:
-            why = unknown
-        if why is None:
-            assert source is not None
-            mappings = file_mappings(tgt.fd, plan.offset, plan.length)
-            runs = [r for s in plan.steps if isinstance(s, WriteStep) for r in s.runs]
-            got = overwrite_calls(runs, mappings, lim, source)
-            if isinstance(got, str):
-                why = got
-    except (OSError, ValueError) as err:
-        why = f"cannot read the device's limits or the file's mappings: {err}"
-    if why is not None:
-        return {"requests": None, "device": disk, "notes": [why]}
-    assert not isinstance(got, str)
-    counts, sectors = got
-    return {"requests": counts.requests, "merges": counts.merges, "sectors": sectors, "bios": counts.bios,
-            "bvecs": counts.bvecs, "source": source.name if source else None, "device": disk,
-            "notes": [f"priced on {disk}, the device under the file's filesystem, over the file's mappings"]}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
 
 from .._record import field, record
 from ..engine.plan import CallRun, plan_calls
@@ -38,7 +37,11 @@ from .split import sector_period, split_bio
 PATHS = ("kernel", "direct", "iomap")
 IOMAP_BLOCK_SIZES = tuple(4096 << i for i in range(10))  # 4 KiB .. 2 MiB
 
-S = TypeVar("S", bound=Hashable)
+TYPE_CHECKING = False  # not from typing: a file's job on a disk imports the model
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    S = TypeVar("S", bound=Hashable)
 _N = 5  # counters: bios, bvecs, segments, requests, merges
 
 
