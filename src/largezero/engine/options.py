@@ -26,6 +26,9 @@ class ZeroOptions:
     extend: bool = False  # allow growing a regular file
     sync: bool = False  # fdatasync / device flush before success
     force: bool = False  # zero a target in use or carrying a signature
+    # Zero a device that carries a signature, still refusing one in use: the fleet adapters',
+    # where erasing the last tenant's filesystems is the point but a mounted disk never is.
+    force_signatures: bool = False
     create: bool = False  # create a missing regular file (implies extend)
     call_size: int | None = None  # bytes per pwritev call
     iov_len: int | None = None  # bytes of the zero buffer per iovec

@@ -14,7 +14,7 @@ from .._record import record
 from ..engine.options import ZeroOptions
 from ..engine.zeroout import ZeroResult, check_range, plan_job, zero_range
 from ..errors import LargezeroError, UsageError, ZeroingError
-from ..targets import BLOCK, Target, open_target, opened
+from ..targets import BLOCK, Target, open_target, opened, refuse_as_writer
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class JobResult:
 
 def error_json(target: str, err: LargezeroError) -> dict[str, object]:
     """The ``--json`` object of a target whose job failed or was refused."""
-    out: dict[str, object] = {"target": target, "error": str(err), "exit_code": err.exit_code,
+    out: dict[str, object] = {"target": target, "error": err.cli_message(), "exit_code": err.exit_code,
                               "bytes_zeroed": getattr(err, "bytes_zeroed", 0)}
     if isinstance(err, ZeroingError):
         out.update(stopped_at=err.stopped_at, maybe_until=err.maybe_until)
@@ -131,9 +131,11 @@ class ZeroJob:
         o = self.options
         existed = os.path.lexists(self.target)
         self.tgt = open_target(self.target, force=o.force, create=o.create and not self.dry_run,
-                               writable=not self.dry_run)
+                               writable=not self.dry_run, force_signatures=o.force_signatures)
         self.created = o.create and not existed and not self.dry_run
         try:
+            if self.dry_run:  # opened read-only: refuse what the real run would refuse
+                refuse_as_writer(self.tgt, force=o.force, force_signatures=o.force_signatures)
             self.total = check_range(self.tgt, self.offset, self.length, o.extend or self.created)
         except BaseException:
             self.close()

@@ -254,17 +254,19 @@ def open_target(
     writable: bool = True,
     force: bool = False,
     create: bool = False,
+    force_signatures: bool = False,
 ) -> Target:
     """Open a regular file or block device for zeroing.
 
     Opened for writing and without ``force``, a target in use is refused (TargetError, exit 2,
     nothing written), whether given by path or by fd: see ``Target.in_use()``; a device is
-    opened O_EXCL, as blkdiscard does, and one with any libblkid signature is refused too.
+    opened O_EXCL, as blkdiscard does, and one with any libblkid signature is refused too
+    (``force_signatures`` lifts that refusal alone: a device in use is still refused).
     Files on pseudo-filesystems are refused always. A file is never created unless ``create``.
     """
     if isinstance(target, int):
         tgt = _from_fd(target, str(target), None, owns_fd=False)
-        _refuse_if_unsafe(tgt, writable=writable and tgt.writable, force=force)
+        _refuse_if_unsafe(tgt, writable=writable and tgt.writable, force=force, force_signatures=force_signatures)
         return tgt
     name = os.fspath(target)
     if not name:
@@ -320,7 +322,8 @@ def open_target(
         tgt = _from_fd(fd, name, path, owns_fd=True)
         tgt.exclusive = exclusive
         # A new file cannot be in use; an existing one was checked above, by path.
-        _refuse_if_unsafe(tgt, writable=writable, force=force, checked_in_use=True)
+        _refuse_if_unsafe(tgt, writable=writable, force=force, checked_in_use=True,
+                          force_signatures=force_signatures)
         return tgt
     except BaseException:
         os.close(fd)
@@ -348,7 +351,8 @@ def _in_use_message(name: str, is_block: bool, why: str) -> str:
     return f"{name} {why}: zeroing it would destroy that; use {option('force')} to override"
 
 
-def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_use: bool = False) -> None:
+def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_use: bool = False,
+                      force_signatures: bool = False) -> None:
     """The refusals that need the open target (see docs/reliability.md, "Refusals")."""
     if tgt.kind == FILE:
         pseudo = pseudo_filesystem(fd=tgt.fd)
@@ -368,10 +372,15 @@ def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_us
         why = tgt.in_use()
         if why:
             raise TargetError(_in_use_message(tgt.name, tgt.kind == BLOCK, why))
-    if tgt.kind == BLOCK:
+    if tgt.kind == BLOCK and not force_signatures:
         found = probe_signature(tgt)
         if found:
             raise TargetError(f"{tgt.name}: device carries {found}; use {option('force')} to zero it anyway")
+
+
+def refuse_as_writer(tgt: Target, *, force: bool = False, force_signatures: bool = False) -> None:
+    """Refuse a target opened read-only (a dry run) for what would refuse it opened for writing."""
+    _refuse_if_unsafe(tgt, writable=True, force=force, force_signatures=force_signatures)
 
 
 def probe_signature(tgt: Target) -> str | None:
@@ -432,4 +441,5 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature"]
+__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature",
+           "refuse_as_writer"]
