@@ -7,13 +7,14 @@ Three paths (see :mod:`.bio`, :mod:`.split`, :mod:`.plug` for the rules):
     REQ_OP_WRITE_ZEROES bios when the device has write-zeroes, else
     __blkdev_issue_zero_pages() with the zero source as its folio, all under one plug.
 ``direct``
-    ``zero_range(..., direct=True)``: the pwritev calls of :func:`..plan.plan_calls`, each
-    through __blkdev_direct_IO() (block/fops.c) under its own plug; a call completes before
-    the next is issued, so nothing merges across calls.
+    aligned pwritev calls of whole-buffer iovecs (:func:`model_calls`), each through
+    __blkdev_direct_IO() (block/fops.c) under its own plug; a call completes before the next
+    is issued, so nothing merges across calls. The engine's plan for a device (edges, iovec
+    and call sizes) is priced from these rules by :mod:`.predict`.
 ``iomap``
     iomap_dio_zero() (fs/iomap/direct-io.c): the bio that zeroes the rest of a filesystem
-    block around a sub-block O_DIRECT write (alone: :mod:`.iomap_model` models the whole
-    write, pads and data in the kernel's order).
+    block around a sub-block O_DIRECT write (alone: :mod:`.iomap` models the whole write,
+    pads and data in the kernel's order; :mod:`.mapped` a real file's several mappings).
 
 Everything is run-length: identical calls, identical bios and identical bvecs are counted,
 never enumerated, and repeating states are fast-forwarded, so a petabyte models at once.
@@ -244,9 +245,12 @@ def direct_calls(runs: Sequence[CallRun], lim: QueueLimits, source: ZeroSource) 
     return counts
 
 
-def model_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int = 0,
+def model_calls(lim: QueueLimits, length: int, source: ZeroSource, offset: int = 0,
                  call_size: int | None = None) -> SourceResult:
-    """``zero_range(direct=True)`` from ``source``: its pwritev calls through __blkdev_direct_IO()."""
+    """Aligned O_DIRECT pwritev calls of whole-``source`` iovecs through __blkdev_direct_IO(): the
+    rule itself, for hypothetical calls. What ``largezero zero --direct`` does on a device (its
+    edges, the iovec and call sizes it picks) is the engine's plan, priced by
+    :func:`.predict.model_plan`."""
     align = lim.dio_align
     _check_aligned("offset", offset, align)
     _check_aligned("length", length, align)
@@ -291,7 +295,7 @@ def model(path: str, lim: QueueLimits, source: ZeroSource, length: int, *, offse
     if path == "kernel":
         return model_kernel(lim, length, source, offset, write_zeroes, write_zeroes_fails)
     if path == "direct":
-        return model_direct(lim, length, source, offset, call_size)
+        return model_calls(lim, length, source, offset, call_size)
     if path == "iomap":
         return model_iomap(lim, source, block_size or 65536, length or None, kernel)
     raise ValueError(f"unknown path '{path}' (expected one of {', '.join(PATHS)})")
