@@ -128,6 +128,12 @@ def test_model_dry_run_predicted_measured_and_stat_agree(devices: dict[str, str]
     assert check_cases(capsys, devices[kind], f"one-plan-{kind}", 6) == []
 
 
+@pytest.mark.long
+@pytest.mark.parametrize("kind", ["ramfs", "odd", "dio-ext4"])
+def test_one_plan_long(devices: dict[str, str], kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_cases(capsys, devices[kind], f"one-plan-long-{kind}", 50) == []
+
+
 def test_nomerges_2_with_512_byte_buffers(devices: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     """Each 512-byte buffer of an edge is its own request when the queue merges nothing."""
     from .test_iomap_live import restoring_queue

@@ -95,18 +95,27 @@ def case(capsys: pytest.CaptureFixture[str], dev: str, job: str, offset: int, le
     return None if len(set(got.values())) == 1 else f"{job} {offset}:{length}: {got}"
 
 
-def test_random_jobs_exact(zram: str, capsys: pytest.CaptureFixture[str]) -> None:
-    rng = random.Random(20261205)
+def sweep(capsys: pytest.CaptureFixture[str], zram: str, seed: int, n: int) -> list[str | None]:
+    rng = random.Random(seed)
     misses = []
     jobs = ("blkdiscard", "large", "page", "overwrite", "auto")
-    for i in range(20):
+    for i in range(n):
         job = jobs[i % len(jobs)]
         align = 4096 if job == "blkdiscard" else 512
         length = rng.choice([rng.randrange(1, 64), rng.randrange(1, 4 * MiB // align),
                              rng.randrange(1, 40 * MiB // align)]) * align
         offset = rng.randrange(0, (SIZE - length) // align + 1) * align
         misses.append(case(capsys, zram, job, offset, length))
-    assert [m for m in misses if m] == []
+    return misses
+
+
+def test_random_jobs_exact(zram: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert [m for m in sweep(capsys, zram, 20261205, 20) if m] == []
+
+
+@pytest.mark.long
+def test_random_jobs_exact_long(zram: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert [m for m in sweep(capsys, zram, 1, 150) if m] == []
 
 
 def test_big_direct_job_counts_bios_not_requests(zram: str, capsys: pytest.CaptureFixture[str]) -> None:
