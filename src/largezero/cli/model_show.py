@@ -48,7 +48,8 @@ def print_table(report: dict[str, Any]) -> None:
     title = (f"{report['path']} path, {format_size(report['length']) if report['length'] else 'padding'}"
              f" on {report['limits_from']}: max_sectors {format_size(lim['max_sectors'] * 512)}, "
              f"{lim['max_segments']} segments of {format_size(lim['max_segment_size'])}, "
-             f"virt boundary {lim['virt_boundary_mask']:#x}, write-zeroes {format_size(lim['write_zeroes_max_bytes'])}")
+             f"virt boundary {lim['virt_boundary_mask']:#x}, write-zeroes {format_size(lim['write_zeroes_max_bytes'])}"
+             f"; {report.get('device_class', 'request-based')}")
     k = report["kernel"]
     footer = (f"kernel {k['release']}: CONFIG_PERSISTENT_HUGE_ZERO_FOLIO={k['CONFIG_PERSISTENT_HUGE_ZERO_FOLIO']}, "
               f"largest_zero_folio() is {k['largest_zero_folio']}")
