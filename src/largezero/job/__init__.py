@@ -193,7 +193,6 @@ class ZeroJob:
 
         if not any(isinstance(s, WriteStep) and not s.direct for s in z.plan.steps):
             return _stat(out.device)
-
         try:
             out.measured_note = write_back(tgt.fd, z.offset, z.bytes_zeroed)
         except OSError as err:
@@ -232,7 +231,8 @@ def zero_job(target: str | os.PathLike[str], offset: int = 0, length: int | None
 
 
 def predict(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
-    """The model's prediction for ``plan`` on a block device; None for a file."""
+    """The model's prediction for ``plan`` on a block device, or for a file on the device under
+    its filesystem (O_DIRECT writes only; otherwise a note); None where there is no device."""
     if tgt.kind != BLOCK:
         from ..model.files import predict_file  # light until the plan is one it prices
 
