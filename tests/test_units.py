@@ -98,3 +98,11 @@ def test_large_page_switch_refusal_is_one_line_exit_2() -> None:
                           env={**os.environ, "LARGEZERO_LARGE_PAGE": "disabled"}, capture_output=True, text=True)
     assert done.returncode == EXIT_USAGE, done.stderr
     assert done.stderr.count("\n") == 1 and "LARGEZERO_LARGE_PAGE" in done.stderr
+
+
+def test_format_size_styles() -> None:
+    # steady: three significant digits, for bars and rates; exact: the largest unit dividing n.
+    assert [format_size(n, "steady") for n in (512, 3 << 29, 12.34 * 2**30, 100 << 30)] == \
+        ["512 B", "1.50 GiB", "12.3 GiB", "100 GiB"]
+    assert [format_size(n, "exact") for n in (0, 4097, 1536 << 10, 2 << 20, 1 << 30)] == \
+        ["0 B", "4097 B", "1536 KiB", "2 MiB", "1 GiB"]

@@ -79,13 +79,31 @@ def parse_size(text: str, *, what: str = "size") -> int:
     return total
 
 
-def format_size(n: int | float) -> str:
-    """Human size with binary units, e.g. 2 MiB, 1.5 GiB, 512 B."""
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def format_size(n: float, style: str = "short") -> str:
+    """Bytes in binary units, the one formatter of sizes and rates (append "/s").
+
+    ``short`` (messages): whole or one decimal, 2 MiB, 1.5 GiB, 512 B. ``steady`` (progress
+    bars, tables of rates): three significant digits, so widths hold still as numbers grow:
+    1.50 GiB, 12.3 GiB, 100 GiB. ``exact`` (labels of sizes chosen by hand): the largest unit
+    that divides n, never a fraction: 2 MiB, 1536 KiB, 4097 B.
+    """
+    if style == "exact":
+        n = int(n)
+        power = 0
+        while power < len(_UNITS) - 1 and n and n % (1 << (10 * (power + 1))) == 0:
+            power += 1
+        return f"{n >> (10 * power)} {_UNITS[power]}"
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(value) < 1024 or unit == "PiB":
-            if unit == "B" or value == int(value):
-                return f"{int(value)} {unit}"
-            return f"{value:.1f} {unit}"
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            if unit == "B":
+                return f"{int(value)} B"
+            if style == "steady":
+                figures = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+                return f"{value:.{figures}f} {unit}"
+            return f"{int(value)} {unit}" if value == int(value) else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 
 from .._record import field, record
 from ..errors import LargezeroError
+from ..sysfiles import read_text
+from ..units import format_size
 from ..verify import first_nonzero
 from . import cache, targets
 from .contenders import BLOCK, Contender, Outcome, RunContext, select
@@ -230,11 +232,8 @@ def rss_probe(length: int, workdir: str | None, buffered: bool = True) -> list[P
 
 
 def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
+    text = read_text("/proc/loadavg")
+    return " ".join(text.split()[:3]) if text else "?"
 
 
 @contextlib.contextmanager
@@ -286,7 +285,7 @@ def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:
         probe: list[ProbeResult] = []
         if config.rss_probe:
             if progress:
-                progress(f"peak RSS probe: {config.rss_probe >> 20} MiB jobs")
+                progress(f"peak RSS probe: {format_size(config.rss_probe, 'exact')} jobs")
             with contextlib.suppress(OSError):
                 probe = rss_probe(config.rss_probe, config.workdir, buffered=not config.quick)
     finally:

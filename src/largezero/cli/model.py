@@ -29,6 +29,7 @@ from ..model.sources import (
     make_source,
     source_for_buffer,
 )
+from ..sysfiles import dev_of, mount_points
 from ..units import format_size, parse_size
 from .common import print_json, size_arg
 from .model_facts import RealFile, direct_facts, real_file
@@ -132,18 +133,12 @@ def _dio_write_arg(text: str) -> tuple[int, int]:
 def mounted_block_size(device: str) -> int | None:
     """The block size of the filesystem mounted from ``device`` (statvfs), None if not mounted."""
     name = os.path.basename(os.path.realpath(device)) if device.startswith("/") else device
+    rdev = dev_of(f"/sys/class/block/{name}")
+    points = mount_points(rdev) if rdev is not None else []
     try:
-        with open(f"/sys/class/block/{name}/dev") as f:
-            devno = f.read().strip()
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                if fields[2] == devno:
-                    # Mount points escape blanks as \040 and so on.
-                    return os.statvfs(fields[4].encode().decode("unicode_escape")).f_bsize
+        return os.statvfs(points[0]).f_bsize if points else None
     except OSError:
         return None
-    return None
 
 
 def _sources(args: argparse.Namespace, page: int) -> list[ZeroSource]:

@@ -10,6 +10,7 @@ from ..model.limits import QueueLimits
 from ..model.predict import model_facts, model_plan
 from ..model.run import compare
 from ..model.sources import PAGE_SIZES, ZeroSource, make_source, pmd_size_for
+from ..table import Table
 from ..units import format_size
 
 _COLUMNS = (("source", "source"), ("bios", "bios"), ("bvecs", "bvecs"), ("segments", "segs"),
@@ -55,34 +56,14 @@ def print_table(report: dict[str, Any]) -> None:
               f"largest_zero_folio() is {k['largest_zero_folio']}")
     rows = [[_cell(key, e) for key, _ in _COLUMNS] for e in report["sources"]]
     errors = [f"{_cell('source', e)}: {e['error']}" for e in report["sources"] if e.get("error")]
-    try:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        headers = [h for _, h in _COLUMNS]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        print(title)
-        print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths,
-                                                                                              strict=True))))
-        for r in rows:
-            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
-                                                                                                 strict=True))))
-        for line in errors:
-            print(line)
-        print(footer)
-        return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for i, (_, header) in enumerate(_COLUMNS):
-        table.add_column(header, justify="left" if i == 0 else "right", no_wrap=i == 0, overflow="fold")
+    table = Table([h for _, h in _COLUMNS], right=[h for _, h in _COLUMNS[1:]])
     for r in rows:
         table.add_row(*r)
-    console = Console()
-    console.print(title, highlight=False)
-    console.print(table)
+    print(title)
+    table.print(compact=True)
     for line in errors:
-        console.print(line, highlight=False)
-    console.print(footer, highlight=False)
+        print(line)
+    print(footer)
 
 
 def plot(args: argparse.Namespace, report: dict[str, Any], sources: list[ZeroSource], path: str) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from ..cancel import Cancel
     from ..engine.writeloop import Progress
+    from .progress import ProgressDisplay
 
 USAGE_EXAMPLES = """\
 examples:
@@ -190,21 +191,20 @@ def _zero(args: argparse.Namespace, ready: list[_Target]) -> None:
 
     cancel = Flag()
     with StopOnSignals(cancel), \
-            progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as bars:
+            progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as display:
         if len(ready) == 1:
             # One target runs here: the handlers only set the flag, which the job polls at
             # every call, so a thread would add nothing but its start-up.
-            ready[0].run(cancel, bars[0] if bars else None)
+            ready[0].run(cancel, display.updater(0))
         else:
-            _zero_together(ready, cancel, bars)
+            _zero_together(ready, cancel, display)
 
 
-def _zero_together(targets: list[_Target], cancel: Flag, bars: list[Callable[[int], None]] | None) -> None:
+def _zero_together(targets: list[_Target], cancel: Flag, display: ProgressDisplay) -> None:
     """Several targets at once, one thread each (the writes drop the GIL)."""
     import threading
 
-    workers = [threading.Thread(target=t.run, args=(cancel, bars[i] if bars else None))
-               for i, t in enumerate(targets)]
+    workers = [threading.Thread(target=t.run, args=(cancel, display.updater(i))) for i, t in enumerate(targets)]
     for w in workers:
         w.start()
     for w in workers:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from .._record import field, record
 from ..targets.facts import PAGE_SIZE, TargetFacts
+from ..units import format_size
 from .edges import cut
 from .options import ZeroOptions
 
@@ -228,9 +229,9 @@ def choose_iov_len(facts: TargetFacts, opts: ZeroOptions, direct: bool, buf: int
     if opts.iov_len is not None:
         return min(opts.iov_len, buf), "iovec size given"
     if direct and facts.copies_data and buf > COPYING_DEVICE_IOV:
-        return COPYING_DEVICE_IOV, (f"iovec {COPYING_DEVICE_IOV >> 10} KiB: the device driver copies each byte, "
-                                    "a small source stays in the CPU cache")
-    return buf, f"iovec {buf >> 10} KiB: the whole zero buffer"
+        return COPYING_DEVICE_IOV, (f"iovec {format_size(COPYING_DEVICE_IOV, 'exact')}: the device driver "
+                                    "copies each byte, a small source stays in the CPU cache")
+    return buf, f"iovec {format_size(buf, 'exact')}: the whole zero buffer"
 
 
 def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions, buf: int, method: str,

@@ -6,6 +6,7 @@ import mmap
 import os
 
 from .._record import record
+from ..sysfiles import read_text
 from . import BLOCK, FILE, Target
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -38,11 +39,7 @@ def _copies_data(tgt: Target) -> bool:
     if not name.startswith(_COPYING_DRIVERS):
         return False
     # A loop device in direct-I/O mode hands the pages to the backing file without a copy.
-    try:
-        with open(f"/sys/block/{name}/loop/dio") as f:
-            return f.read().strip() != "1"
-    except OSError:
-        return True
+    return read_text(f"/sys/block/{name}/loop/dio") != "1"
 
 
 def cache_granule_of(tgt: Target) -> int:
@@ -88,5 +85,5 @@ def facts_of(tgt: Target) -> TargetFacts:
         copies_data=tgt.kind == BLOCK and _copies_data(tgt),
         buffer_block=buffer_block_of(tgt) if tgt.kind == BLOCK else PAGE_SIZE,
         copy_on_write=tgt.copy_on_write,
-        unsupported=frozenset(tgt.unsupported()),
+        unsupported=tgt.unsupported(),
     )
