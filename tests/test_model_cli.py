@@ -110,7 +110,6 @@ def test_the_table_is_a_compact_listing_with_the_title_and_footer(capsys: pytest
     ["--path", "iomap", "--file", "/etc/hostname"],  # --file needs --dio-write
     ["--path", "iomap", "--dio-write", "0:4K", "--file", "/nonexistent/file"],
     ["--path", "iomap", "--dio-write", "0:4K", "--file", "/etc/hostname", "--extent", "written"],
-    ["--preset", "nvme-mdts2m", "--path", "iomap", "--dio-write", "0:64G", "--block-size", "64K"],
 ])
 def test_bad_input_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["model", *argv]) == 2

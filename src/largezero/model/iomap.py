@@ -72,12 +72,6 @@ class DioWrite:
             raise ValueError("offset and file size must not be negative")
         if self.length <= 0:
             raise ValueError("the write length must be positive")
-        if self.length > MAX_RW_COUNT:
-            # rw_verify_area() cuts one call to MAX_RW_COUNT and the write returns short: what
-            # follows is the caller's next call, a new write with its own mappings and plug.
-            raise ValueError(f"one write moves at most {MAX_RW_COUNT} bytes (MAX_RW_COUNT, 2 GiB - 4 KiB): "
-                             f"the kernel would write that much of {self.length} and return a short count; "
-                             "model each call as its own --dio-write")
         if self.extent not in EXTENTS:
             raise ValueError(f"unknown extent '{self.extent}' (expected one of {', '.join(EXTENTS)})")
         bs = self.block_size
@@ -179,6 +173,10 @@ def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: s
     """
     page = page_size or source.page_size
     lbs = lim.logical_block_size
+    if w.length > MAX_RW_COUNT:
+        from .mapped import model_long_write
+
+        return model_long_write(lim, w, source, kernel, page)
     for what, value in (("offset", w.offset), ("length", w.length)):
         if value % lbs:
             raise ValueError(f"{what} {value} is not a multiple of the logical block size {lbs} (EINVAL)")
