@@ -17,7 +17,7 @@ FLOORS: dict[str, int] = {
     "model": 4, "iomap": 4, "stream": 4, "verify": 4,
     "job": 5,
     "cli": 6, "integrations": 6, "bench": 6, "demo": 6,
-    "__init__": 7, "__main__": 7,
+    "__init__": 7, "__main__": 7, "_start": 7,
 }
 
 

@@ -66,7 +66,7 @@ def test_makefile_builds_them_with_the_same_tools() -> None:
         text = f.read()
     assert "argparse-manpage --module largezero.cli --function build_parser" in text
     assert "shtab --shell=bash" in text and "shtab --shell=zsh" in text
-    assert "DEBIAN_TEST_PACKAGES :=" in text.splitlines()[2]
+    assert any(line.startswith("DEBIAN_TEST_PACKAGES :=") for line in text.splitlines())
 
 
 @pytest.mark.parametrize(("kind", "path"), [("man", "docs/man/largezero.1"), ("bash", "docs/completion/largezero.bash"),

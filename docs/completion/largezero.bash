@@ -14,7 +14,7 @@ _shtab_largezero_verify_option_strings=(-h --help -o --offset -l --length --dire
 _shtab_largezero_write_option_strings=(-h --help -o --offset -d --direct -b --block-size --sync -f --force --json)
 _shtab_largezero_model_option_strings=(-h --help --device --preset --path -l --length -o --offset --call-size --zero-source --contiguity --page-size --max-sectors-kb --block-size --dio-write --file --file-size --extent --nomerges --no-write-zeroes --write-zeroes-fails --json --plot)
 _shtab_largezero_bench_option_strings=(-h --help -t --target -s --size -r --rounds --quick --cache -c --contender --dir --probe-size --no-verify --list --json --plot --sections)
-_shtab_largezero_cat_option_strings=(-h --help -o --offset -l --length --force --json -v --verbose)
+_shtab_largezero_cat_option_strings=(-h --help -o --offset -l --length -f --force --json -v --verbose)
 _shtab_largezero_option_strings=(-h --help -V --version)
 
 
@@ -79,6 +79,7 @@ _shtab_largezero_bench___list_nargs=0
 _shtab_largezero_bench___json_nargs=0
 _shtab_largezero_cat__h_nargs=0
 _shtab_largezero_cat___help_nargs=0
+_shtab_largezero_cat__f_nargs=0
 _shtab_largezero_cat___force_nargs=0
 _shtab_largezero_cat___json_nargs=0
 _shtab_largezero_cat__v_nargs=0

@@ -145,7 +145,23 @@ class ZeroingError(LargezeroError):
         return None if self.length is None else self.offset + self.length - self.stopped_at
 
 
+class KernelRefused(ZeroingError):
+    """The kernel refused the first call outright (EFBIG, ETXTBSY, EBUSY, EPERM, EROFS): nothing
+    was written and resuming would fail the same way, so it is a refusal (exit 2), not a stop."""
+
+    exit_code = EXIT_USAGE
+
+
 class Interrupted(ZeroingError):
     """Stopped at a write boundary on request (SIGINT/SIGTERM or a cancel event)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+def target_error(name: str, err: OSError, message: str | None = None) -> TargetError:
+    """The system's refusal as a TargetError that is also the matching OSError subclass."""
+    import errno as e
+
+    kind = {e.ENOENT: TargetNotFound, e.EACCES: TargetPermissionError, e.EPERM: TargetPermissionError,
+            e.EISDIR: TargetIsADirectory}.get(err.errno or 0, TargetError)
+    return kind(message or f"{name}: {err.strerror}", errno=err.errno, filename=name)

@@ -16,12 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from .._record import field, record
 from ..errors import LargezeroError
@@ -236,29 +234,13 @@ def loadavg() -> str:
     return " ".join(text.split()[:3]) if text else "?"
 
 
-@contextlib.contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM (a timeout, a kill) unwinds like Ctrl-C, so loop devices and mounts are undone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRun:
     """Build each target, run every scenario on it, tear it down; then the RSS probe."""
     if config.rounds < 1:
         raise ValueError("at least one round")
-    with _terminate_cleanly():
-        return _run_bench(config, progress)
+    # SIGTERM and SIGHUP unwind like Ctrl-C (the command runs in cancel.raising()), so loop
+    # devices and mounts are undone.
+    return _run_bench(config, progress)
 
 
 def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:

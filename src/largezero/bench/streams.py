@@ -34,7 +34,7 @@ from ..units import format_size
 
 GIB = 1 << 30
 MIB = 1 << 20
-CAT = f"{shlex.quote(sys.executable)} -m largezero.cli.cat"
+CAT = f"{shlex.quote(sys.executable)} -m largezero cat"
 SINK = "dd of=/dev/null bs=1M status=none"
 TARGETS = {"pipe": 4.0, "tcp": 2.0, "sparse": 2.0}
 

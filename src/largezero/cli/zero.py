@@ -6,7 +6,7 @@ import argparse
 import os
 import time
 
-from ..cancel import Flag
+from ..cancel import STOP, on_signals
 from ..engine.options import BACKINGS, METHODS, ZeroOptions
 from ..errors import (
     EXIT_INTERRUPTED,
@@ -18,7 +18,7 @@ from ..errors import (
     ZeroingError,
 )
 from ..job import JobResult, ZeroJob, error_json
-from .common import StopOnSignals, print_json, say, size_arg
+from .common import print_json, say, size_arg
 from .zero_report import describe_plan, resume_command, summary
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         ready = [t for t in targets if t.open()]
         if args.dry_run:
             for t in ready:
-                t.run(Flag(), None)
+                t.run(STOP, None)
         else:
             _zero(args, ready)
     finally:
@@ -189,8 +189,8 @@ def run(args: argparse.Namespace) -> int:
 def _zero(args: argparse.Namespace, ready: list[_Target]) -> None:
     from .progress import progress_display
 
-    cancel = Flag()
-    with StopOnSignals(cancel), \
+    # SIGINT, SIGTERM, SIGHUP set the one flag, which each job polls at every call boundary.
+    with on_signals() as cancel, \
             progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as display:
         if len(ready) == 1:
             # One target runs here: the handlers only set the flag, which the job polls at
@@ -200,7 +200,7 @@ def _zero(args: argparse.Namespace, ready: list[_Target]) -> None:
             _zero_together(ready, cancel, display)
 
 
-def _zero_together(targets: list[_Target], cancel: Flag, display: ProgressDisplay) -> None:
+def _zero_together(targets: list[_Target], cancel: Cancel, display: ProgressDisplay) -> None:
     """Several targets at once, one thread each (the writes drop the GIL)."""
     import threading
 

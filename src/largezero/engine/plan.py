@@ -9,9 +9,9 @@ Steps:
 
 ``OffloadStep``  fallocate(ZERO_RANGE / WRITE_ZEROES / PUNCH_HOLE) or BLKZEROOUT
 ``WriteStep``    vectored writes from one zero buffer, buffered or O_DIRECT
-``EdgeStep``     an unaligned head or tail of an O_DIRECT job: a buffered write of exactly its
-                 bytes (the kernel merges them into the page under its own lock), then
-                 written back, so no byte outside the range is ever read and rewritten
+``EdgeStep``     the part of a head or tail below the O_DIRECT alignment (sub-sector bytes): a
+                 buffered write of exactly its bytes (the kernel merges them into the page
+                 under its own lock), then written back; every aligned byte is O_DIRECT
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class WriteStep:
 
 @record(frozen=True)
 class EdgeStep:
-    """An unaligned head or tail of an O_DIRECT job: written through the page cache, then back."""
+    """Sub-alignment bytes of a head or tail: written through the page cache, then written back."""
 
     offset: int
     length: int
@@ -248,9 +248,10 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
         steps: tuple[Step, ...] = (WriteStep(offset, length, False, plan_calls(offset, length, iov_len,
                                                                                 call_bytes)),)
         return ZeroPlan(offset, length, method, False, iov_len, call_bytes, steps, why=tuple(why))
-    # Edges up to the page-cache granule go through the page cache: an O_DIRECT write never
-    # shares a page with bytes outside the range, so no other writer's page is made stale.
-    granule = max(facts.dio_align, facts.cache_granule)
+    # Only the bytes below the target's own O_DIRECT alignment go through the page cache: a
+    # sector-aligned range never touches it, so another process's O_DIRECT write to the same
+    # page cannot collide with a dirty page of ours (docs/reliability.md).
+    granule = max(facts.dio_align, 1)
     head_end, tail_start = cut(offset, end, granule)
     out: list[Step] = []
     if head_end > offset:
@@ -261,7 +262,7 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
     if end > tail_start:
         out.append(EdgeStep(tail_start, end - tail_start))
     if head_end > offset or end > tail_start:
-        why.append(f"unaligned edges ({granule}-byte granule) through the page cache")
+        why.append(f"bytes below the {granule}-byte O_DIRECT alignment through the page cache")
     return ZeroPlan(offset, length, method, True, iov_len, call_bytes, tuple(out), why=tuple(why))
 
 

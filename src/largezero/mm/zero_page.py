@@ -214,7 +214,18 @@ def _large_unavailable(backing: str) -> str | None:
         return "THP disabled (transparent_hugepage/enabled = never)"
     if backing == Backing.HUGE_ZERO_FOLIO and status["use_zero_page"] == "0":
         return "huge zero folio disabled (transparent_hugepage/use_zero_page = 0)"
+    if _thp_disabled_for_process():
+        return "THP disabled for this process (prctl PR_SET_THP_DISABLE, inherited from its parent)"
     return None
+
+
+def _thp_disabled_for_process() -> bool:
+    """prctl(PR_SET_THP_DISABLE) on this process: no huge page, the huge zero folio included."""
+    try:
+        with open("/proc/self/status") as f:
+            return any(line.split() == ["THP_enabled:", "0"] for line in f)
+    except OSError:
+        return False
 
 
 def large_zero_page(backing: str = Backing.HUGE_ZERO_FOLIO) -> ZeroBuffer | None:
