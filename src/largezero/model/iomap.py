@@ -163,7 +163,7 @@ def _folio_bio(offset_in_folio: int, length: int) -> Bio:
     return Bio((BvecRun(1, offset_in_folio, length),), length, (0, offset_in_folio), (0, offset_in_folio + length))
 
 
-def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: str = "6.18",
+def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: str,
                     page_size: int | None = None) -> SourceResult:
     """The bios, requests and merges of one O_DIRECT write on an iomap filesystem.
 

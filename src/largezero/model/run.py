@@ -31,8 +31,7 @@ from .accounting import bio_accounting
 from .bio import Bio, IovLayout, dio_bios, iomap_zero_bio, write_zeroes_bios, zero_pages_bios
 from .limits import SECTOR_SIZE, QueueLimits
 from .plug import Tail, submit
-from .sources import SOURCE_NAMES, ZeroSource, make_source
-from .sources import iomap_618_source as iomap_618_source  # its old home: the name keeps working
+from .sources import DEFAULT_RULES, SOURCE_NAMES, ZeroSource, iomap_618_source, make_source
 from .split import sector_period, split_bio
 
 PATHS = ("kernel", "direct", "iomap")
@@ -139,7 +138,7 @@ class SourceResult:
     iov_len: int = 0
     call_bytes: int = 0
     block_size: int = 0
-    kernel: str = "6.18"
+    kernel: str = DEFAULT_RULES
     error: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -264,7 +263,7 @@ def model_calls(lim: QueueLimits, length: int, source: ZeroSource, offset: int =
 
 
 def model_iomap(lim: QueueLimits, source: ZeroSource, block_size: int, length: int | None = None,
-                kernel: str = "6.19") -> SourceResult:
+                kernel: str = DEFAULT_RULES) -> SourceResult:
     """iomap_dio_zero() for a ``block_size`` filesystem block: the zeroing bio of ``length`` bytes.
 
     Default ``length``: block_size - logical_block_size, the padding of a one-sector O_DIRECT
@@ -290,7 +289,7 @@ def model_iomap(lim: QueueLimits, source: ZeroSource, block_size: int, length: i
 def model(path: str, lim: QueueLimits, source: ZeroSource, length: int, *, offset: int = 0,
           call_size: int | None = None, block_size: int | None = None,
           write_zeroes: bool | None = None, write_zeroes_fails: bool = False,
-          kernel: str = "6.19") -> SourceResult:
+          kernel: str = DEFAULT_RULES) -> SourceResult:
     """One source on one path."""
     if path == "kernel":
         return model_kernel(lim, length, source, offset, write_zeroes, write_zeroes_fails)
