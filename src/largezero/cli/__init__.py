@@ -142,17 +142,23 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def top_level_option(word: str) -> bool:
+    """-h, -V, --help, --version, an abbreviation argparse takes (--vers), or -hV."""
+    if word.startswith("--"):
+        name = word.split("=", 1)[0]
+        return len(name) > 2 and ("--help".startswith(name) or "--version".startswith(name))
+    return len(word) > 1 and word[0] == "-" and all(c in "hV" for c in word[1:])
+
+
 def _run(argv: list[str], process: bool) -> int:
     from ..errors import EXIT_FAILURE, LargezeroError
     from .common import say
 
     command = chosen_command(argv)
-    if command is None:
-        from .suggest import without_command
+    if command is None and not (argv and top_level_option(argv[0])):
+        from .suggest import without_command  # a bare `largezero`, an unknown command or option
 
-        refused = without_command(argv)  # a bare `largezero`, an unknown command or option
-        if refused is not None:
-            return refused
+        return without_command(argv)
     parser = build_parser([command] if command else [], listed=command is None)
     args = parser.parse_args(argv)
     if process and "threading" in sys.modules:

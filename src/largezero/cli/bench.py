@@ -10,7 +10,7 @@ from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from .common import print_json, say, size_arg
 
 MIN_ROUNDS = 5
-QUICK_PROBE = 4 << 30
+PROBE_SIZE = 4 << 30
 DEFAULT_SIZE = 1 << 30
 CACHE_CHOICES = ("cold", "warm", "warm-4k")
 # The parts of a run: the contender tables, start-up, the CLI as a whole process over sizes,
@@ -21,14 +21,14 @@ PLOT_HINT = "--plot needs matplotlib (pip install 'largezero[plot]')"
 
 EXAMPLES = """\
 examples:
-  largezero bench --quick                   every target, small sizes, under a minute
+  largezero bench --quick                   every target, the headline rows, under a minute
   largezero bench --target file --size 1G   1 GiB on a file of the working filesystem
   largezero bench --cache all --plot bench.png --json > bench.json
 """
 
 
 def register(sub: Any) -> None:
-    from ..bench.runner import QUICK_SIZE
+    from ..bench.runner import QUICK_PROBE, QUICK_SIZE
     from ..bench.targets import TARGETS
     from ..units import format_size
 
@@ -47,15 +47,18 @@ def register(sub: Any) -> None:
     p.add_argument("-r", "--rounds", type=int, default=MIN_ROUNDS,
                    help=f"measured rounds, medians reported (at least {MIN_ROUNDS}; default {MIN_ROUNDS})")
     p.add_argument("--quick", action="store_true",
-                   help="the same table on small sizes, in under a minute")
+                   help="under a minute: every target cold, the headline contenders, small sizes and "
+                   "fewer rounds in the other parts")
     p.add_argument("--cache", default=None, metavar="STATES",
                    help=f"page-cache states, comma-separated: {', '.join(CACHE_CHOICES)} or all "
-                   "(default cold,warm)")
+                   "(default cold,warm; cold with --quick)")
     p.add_argument("-c", "--contender", action="append", metavar="KEY",
-                   help="only these contenders (key or key prefix, e.g. lz-large, dd-; repeatable)")
+                   help="only these contenders (key or key prefix, e.g. lz-large, dd-; repeatable; "
+                   "default all, the headline ones with --quick)")
     p.add_argument("--dir", default=None, help="where files and loop images are created (default: $TMPDIR)")
-    p.add_argument("--probe-size", type=size_arg("probe size"), default=QUICK_PROBE,
-                   help=f"length of the peak-RSS probe job (default {format_size(QUICK_PROBE)}; 0 to skip)")
+    p.add_argument("--probe-size", type=size_arg("probe size"), default=None,
+                   help=f"length of the peak-RSS probe job (default {format_size(PROBE_SIZE)}, "
+                   f"{format_size(QUICK_PROBE)} with --quick; 0 to skip)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="do not read every range back (faster, but nothing is checked)")
     p.add_argument("--list", action="store_true", help="list the contenders and exit")
@@ -87,8 +90,12 @@ def _targets(values: list[str] | None) -> tuple[str, ...]:
     return _choices(values, tuple(TARGETS), "target") if values else tuple(TARGETS)
 
 
-def _cache(value: str | None) -> tuple[str, ...]:
-    return ("cold", "warm") if value is None else _choices([value], tuple(CACHE_CHOICES), "cache state")
+def _cache(value: str | None, quick: bool) -> tuple[str, ...]:
+    from ..bench.runner import QUICK_CACHE
+
+    if value is None:
+        return QUICK_CACHE if quick else ("cold", "warm")
+    return _choices([value], tuple(CACHE_CHOICES), "cache state")
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -96,16 +103,18 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     if args.rounds < MIN_ROUNDS:
         raise UsageError(f"--rounds must be at least {MIN_ROUNDS}: medians of fewer say little")
-    from ..bench.runner import QUICK_SIZE
+    from ..bench.runner import QUICK_CONTENDERS, QUICK_PROBE, QUICK_SIZE
 
     size = args.size if args.size is not None else (QUICK_SIZE if args.quick else DEFAULT_SIZE)
     if size <= 0:
         raise UsageError("--size must be positive")
     if size % 4096:
         raise UsageError("--size must be a multiple of 4 KiB (every contender, dd oflag=direct included)")
-    return BenchConfig(targets=_targets(args.target), size=size, rounds=args.rounds, cache=_cache(args.cache),
-                       contenders=args.contender, verify=args.verify, workdir=args.dir,
-                       rss_probe=args.probe_size or None, quick=args.quick)
+    contenders = args.contender if args.contender or not args.quick else list(QUICK_CONTENDERS)
+    probe = args.probe_size if args.probe_size is not None else (QUICK_PROBE if args.quick else PROBE_SIZE)
+    return BenchConfig(targets=_targets(args.target), size=size, rounds=args.rounds,
+                       cache=_cache(args.cache, args.quick), contenders=contenders, verify=args.verify,
+                       workdir=args.dir, rss_probe=probe or None, quick=args.quick)
 
 
 def run(args: argparse.Namespace) -> int:

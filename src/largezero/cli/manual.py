@@ -21,15 +21,18 @@ __all__ = ["COMPLETIONS", "MAN_PAGE", "documented_parser", "man_sections", "pack
 EXAMPLES: list[tuple[str, str]] = [
     ("largezero zero disk.img -o 1M -l 64M", "offload if the filesystem has it, else large writes"),
     ("largezero zero disk.img -o 1000 -l 64M --dry-run", "the plan, step by step; nothing is written"),
-    ("largezero zero /dev/loop0 -m large --direct --json", "O_DIRECT writes from LARGE_ZERO_PAGE, predicted vs measured"),
+    ("largezero zero /dev/loop0 -m large --direct --json",
+     "O_DIRECT writes from LARGE_ZERO_PAGE, predicted vs measured"),
     ("largezero zero /dev/loop0 --overwrite --verify", "zeros over every byte, read back with O_DIRECT"),
     ("largezero zero disk.img -l 1G -m page", "the pre-RFC path: 4 KiB ZERO_PAGE iovecs"),
     ("largezero info /dev/loop0", "sizes, alignment, queue limits, offload, who holds it, signatures"),
     ("largezero demo", "the main job on an embedded default"),
     ("largezero verify disk.img -o 1M -l 64M", "exit 0 if all zero, 3 and the first non-zero byte if not"),
     ("largezero model --device loop0 --path direct -l 1G", "predicted bios, bvecs, segments, requests per zero source"),
-    ("largezero write disk.img -o 12345 --direct < data", "O_DIRECT write at any offset, partial pages through the page cache"),
-    ("largezero cat -l 100G | ssh host 'dd of=/dev/sdX bs=1M'", "zeros as a stream, vmspliced from the huge zero folio"),
+    ("largezero write disk.img -o 12345 --direct < data",
+     "O_DIRECT write at any offset, partial pages through the page cache"),
+    ("largezero cat -l 100G | ssh host 'dd of=/dev/sdX bs=1M'",
+     "zeros as a stream, vmspliced from the huge zero folio"),
     ("largezero bench --quick", "side by side with dd, fallocate -z, blkdiscard -z"),
 ]
 

@@ -8,7 +8,7 @@ import difflib
 import sys
 
 from ..errors import EXIT_USAGE
-from . import COMMANDS, build_parser
+from . import COMMANDS, build_parser, top_level_option
 from .common import say
 
 TYPE_CHECKING = False
@@ -25,14 +25,6 @@ def nearest(word: str, candidates: Sequence[str]) -> str | None:
     bare = {c.lstrip("-"): c for c in candidates}
     close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=0.7)
     return bare[close[0]] if close else None
-
-
-def _top_level_option(word: str) -> bool:
-    """-h, -V, --help, --version, an abbreviation argparse accepts (--vers), or -hV."""
-    if word.startswith("--"):
-        name = word.split("=", 1)[0]
-        return len(name) > 2 and any(o.startswith(name) for o in TOP_OPTIONS if o.startswith("--"))
-    return len(word) > 1 and all(c in "hV" for c in word[1:])
 
 
 def listing() -> str:
@@ -60,9 +52,10 @@ def unknown_option(word: str, options: Sequence[str], prog: str) -> str:
     return f"{prog}: unknown option '{word}' (try '{prog} --help')"
 
 
-def without_command(argv: Sequence[str]) -> int | None:
-    """When no known command was named: the listing (nothing given) or one line (a word that is
-    no command, an option that is not ours), exit 2; None lets argparse answer --help/--version."""
+def without_command(argv: Sequence[str]) -> int:
+    """When no known command was named and the first word does not ask for --help or --version:
+    the listing (nothing given) or one line (a word that is no command, an option that is not
+    ours); exit 2."""
     for i, word in enumerate(argv):
         if word == "--":
             if i + 1 < len(argv):
@@ -72,10 +65,9 @@ def without_command(argv: Sequence[str]) -> int | None:
         if not word.startswith("-") or word == "-":
             say(unknown_command(word))
             return EXIT_USAGE
-        if not _top_level_option(word):
+        if not top_level_option(word):
             say(unknown_option(word, TOP_OPTIONS, "largezero"))
             return EXIT_USAGE
-        return None
     stream = sys.stderr
     if stream is not None:
         try:
