@@ -106,3 +106,44 @@ def test_bash_completes_a_loop_device_for_target(venv: str, ramfs_loop: object, 
     # Under /dev only block devices and folders: /dev/null is refused as a target, so not offered.
     offered = bash_complete(script, ["largezero", "zero", "/dev/nu"], here)
     assert "/dev/null" not in offered
+
+
+# zsh completes only in its line editor: a pty (zpty) runs an interactive zsh with the installed
+# function on $fpath, types the words and a Tab, and compadd records what it was offered.
+ZSH_DRIVER = r"""
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PROMPT=; RPROMPT=; fpath=(${(q)1} \$fpath); autoload -Uz compinit; compinit -u -D; cd ${(q)2}"
+zpty -w z 'compadd () { local -a hits; builtin compadd -O hits "$@"; print -rl -- $hits >> offered; builtin compadd "$@" }'
+zpty -w z 'print RE""ADY'
+zpty -r z line '*READY*'
+zpty -wn z "$3"$'\t'
+zpty -wn z $'\C-u'
+zpty -w z 'print DO""NE'
+zpty -r z line '*DONE*'
+zpty -d z
+"""
+
+
+def zsh_complete(function_dir: str, line: str, cwd: str) -> set[str]:
+    zsh = shutil.which("zsh")
+    if zsh is None:
+        pytest.skip("zsh is not installed")
+    offered = os.path.join(cwd, "offered")
+    if os.path.exists(offered):
+        os.unlink(offered)
+    subprocess.run([zsh, "-f", "-c", ZSH_DRIVER, "zsh", function_dir, cwd, line], check=True, timeout=60,
+                   capture_output=True)
+    with open(offered) as f:
+        return {w for w in f.read().splitlines() if w}
+
+
+def test_zsh_completes_files_and_a_loop_device_for_target(venv: str, ramfs_loop: object,
+                                                          tmp_path: os.PathLike[str]) -> None:
+    dev = ramfs_loop(1 << 20)  # type: ignore[operator]
+    here = os.fspath(tmp_path)
+    for name in ("disk-one.img", "disk-two.img"):
+        open(os.path.join(here, name), "w").close()
+    functions = os.path.dirname(os.path.join(venv, COMPLETIONS["zsh"]))
+    assert {"disk-one.img", "disk-two.img"} <= zsh_complete(functions, "largezero zero disk-", here)
+    assert dev in zsh_complete(functions, "largezero info ", here)

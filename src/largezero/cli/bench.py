@@ -17,18 +17,22 @@ CACHE_CHOICES = ("cold", "warm", "warm-4k")
 # the loop device at both max_sectors_kb, the cost of split calls, several devices at once,
 # and the stream and verify benchmarks (written elsewhere; skipped with a note if absent).
 SECTIONS = ("main", "startup", "process", "loops", "calls", "several", "stream", "verify")
+# --quick keeps the tables, start-up and the whole-process sweep: under a minute on a shared
+# 2-CPU machine. The other parts take a minute more even small; --sections names them.
+QUICK_SECTIONS = ("main", "startup", "process")
 PLOT_HINT = "--plot needs matplotlib (pip install 'largezero[plot]')"
 
 EXAMPLES = """\
 examples:
-  largezero bench --quick                   every target, the headline rows, under a minute
-  largezero bench --target file --size 1G   1 GiB on a file of the working filesystem
+  largezero bench --quick                     the headline rows, under a minute
+  largezero bench --quick --sections stream   one of the other parts, small
+  largezero bench --target file --size 1G     1 GiB on a file of the working filesystem
   largezero bench --cache all --plot bench.png --json > bench.json
 """
 
 
 def register(sub: Any) -> None:
-    from ..bench.runner import QUICK_PROBE, QUICK_SIZE
+    from ..bench.runner import QUICK_PROBE, QUICK_SIZE, QUICK_TARGETS
     from ..bench.targets import TARGETS
     from ..units import format_size
 
@@ -40,15 +44,17 @@ def register(sub: Any) -> None:
         "against the best peer and fractions of the measured ceilings. Scratch targets only: it "
         "creates its own files, mounts and loop devices and removes them.")
     p.add_argument("-t", "--target", action="append", metavar="TARGET",
-                   help=f"{', '.join(TARGETS)} or all (repeatable or comma-separated; default all)")
+                   help=f"{', '.join(TARGETS)} or all (repeatable or comma-separated; default all, "
+                   f"{','.join(QUICK_TARGETS)} with --quick)")
     p.add_argument("-s", "--size", type=size_arg("size"), default=None,
                    help=f"bytes zeroed per run (default {format_size(DEFAULT_SIZE)}; "
                    f"{format_size(QUICK_SIZE)} with --quick)")
     p.add_argument("-r", "--rounds", type=int, default=MIN_ROUNDS,
                    help=f"measured rounds, medians reported (at least {MIN_ROUNDS}; default {MIN_ROUNDS})")
     p.add_argument("--quick", action="store_true",
-                   help="under a minute: every target cold, the headline contenders, small sizes and "
-                   "fewer rounds in the other parts")
+                   help="under a minute: the headline contenders on a file, tmpfs and a ramfs-backed loop "
+                   f"device (cold), start-up and the whole-process sweep ({','.join(QUICK_SECTIONS)}), small "
+                   "sizes, fewer rounds")
     p.add_argument("--cache", default=None, metavar="STATES",
                    help=f"page-cache states, comma-separated: {', '.join(CACHE_CHOICES)} or all "
                    "(default cold,warm; cold with --quick)")
@@ -65,7 +71,8 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="write a chart (needs matplotlib)")
     p.add_argument("--sections", default=None, metavar="LIST",
-                   help=f"only these parts, comma-separated: {', '.join(SECTIONS)} (default all)")
+                   help=f"only these parts, comma-separated: {', '.join(SECTIONS)} (default all; "
+                   f"{','.join(QUICK_SECTIONS)} with --quick)")
     p.set_defaults(func=run)
 
 
@@ -84,10 +91,13 @@ def _choices(values: list[str], allowed: tuple[str, ...], what: str) -> tuple[st
     return tuple(dict.fromkeys(out))
 
 
-def _targets(values: list[str] | None) -> tuple[str, ...]:
+def _targets(values: list[str] | None, quick: bool) -> tuple[str, ...]:
+    from ..bench.runner import QUICK_TARGETS
     from ..bench.targets import TARGETS
 
-    return _choices(values, tuple(TARGETS), "target") if values else tuple(TARGETS)
+    if values:
+        return _choices(values, tuple(TARGETS), "target")
+    return QUICK_TARGETS if quick else tuple(TARGETS)
 
 
 def _cache(value: str | None, quick: bool) -> tuple[str, ...]:
@@ -112,7 +122,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         raise UsageError("--size must be a multiple of 4 KiB (every contender, dd oflag=direct included)")
     contenders = args.contender if args.contender or not args.quick else list(QUICK_CONTENDERS)
     probe = args.probe_size if args.probe_size is not None else (QUICK_PROBE if args.quick else PROBE_SIZE)
-    return BenchConfig(targets=_targets(args.target), size=size, rounds=args.rounds,
+    return BenchConfig(targets=_targets(args.target, args.quick), size=size, rounds=args.rounds,
                        cache=_cache(args.cache, args.quick), contenders=contenders, verify=args.verify,
                        workdir=args.dir, rss_probe=probe or None, quick=args.quick)
 
@@ -125,7 +135,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         say(f"largezero: {PLOT_HINT}")  # before anything runs: a chart we cannot draw is refused
         return EXIT_USAGE
-    sections = _choices([args.sections], SECTIONS, "section") if args.sections else SECTIONS
+    if args.sections:
+        sections = _choices([args.sections], SECTIONS, "section")
+    else:
+        sections = QUICK_SECTIONS if args.quick else SECTIONS
     if args.list:
         for c in all_contenders():
             kinds = "/".join(sorted(c.kinds))
