@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 
-from largezero import zero_range
+from largezero import ZeroOptions, zero_range
 from largezero.cli import main
-from largezero.engine.options import check_exclusive, given_options
 from largezero.errors import EXIT_USAGE, LargezeroError
 from largezero.scratch import fill_pattern, make_image
 from largezero.targets import open_target
@@ -217,15 +216,19 @@ API_CASES: list[tuple[str, ApiCall, str]] = [
     ("length-overflow", lambda b: zero_range(b("f"), 1, (1 << 63) - 1), "2^63"),
     ("past-the-end", lambda b: zero_range(b("f"), SIZE, 1), "past the end"),
     ("offset-past-end-no-length", lambda b: zero_range(b("f"), SIZE + 1), "past the end"),
-    ("unknown-method", lambda b: zero_range(b("f"), 0, 1, method="fast"), "unknown method"),
-    ("unknown-backing", lambda b: zero_range(b("f"), 0, 1, backing="hugetlb"), "backing"),
-    ("call-size-zero", lambda b: zero_range(b("f"), 0, 1, call_size=0), "call size"),
-    ("call-size-negative", lambda b: zero_range(b("f"), 0, 1, call_size=-4096), "call size"),
-    ("offload-direct", lambda b: zero_range(b("f"), 0, 1, method="offload", direct=True), "--direct"),
-    ("page-backing", lambda b: zero_range(b("f"), 0, 1, method="page", backing="allocated"), "--backing"),
-    ("no-large-page-backing", lambda b: zero_range(b("f"), 0, 1, large_page=False, backing="allocated"),
-     "--no-large-page"),
-    ("direct-call-size", lambda b: zero_range(b("f"), 0, 8192, method="large", direct=True, call_size=100),
+    ("unknown-method", lambda b: zero_range(b("f"), 0, 1, options=ZeroOptions(method="fast")), "unknown method"),
+    ("unknown-backing", lambda b: zero_range(b("f"), 0, 1, options=ZeroOptions(backing="hugetlb")), "backing"),
+    ("call-size-zero", lambda b: zero_range(b("f"), 0, 1, options=ZeroOptions(call_size=0)), "call size"),
+    ("call-size-negative", lambda b: zero_range(b("f"), 0, 1, options=ZeroOptions(call_size=-4096)), "call size"),
+    ("offload-direct", lambda b: zero_range(b("f"), 0, 1,
+            options=ZeroOptions(method="offload", direct=True)), "direct=True"),
+    ("page-backing", lambda b: zero_range(b("f"), 0, 1,
+            options=ZeroOptions(method="page", backing="allocated")), "backing"),
+    ("no-large-page-backing", lambda b: zero_range(b("f"), 0, 1,
+            options=ZeroOptions(large_page=False, backing="allocated")),
+     "large_page=False"),
+    ("direct-call-size", lambda b: zero_range(b("f"), 0, 8192,
+            options=ZeroOptions(method="large", direct=True, call_size=100)),
      "alignment"),
     ("empty-path", lambda b: zero_range("", 0, 1), "no target"),
     ("missing", lambda b: zero_range(b("missing"), 0, 1), "no such file"),
@@ -234,8 +237,7 @@ API_CASES: list[tuple[str, ApiCall, str]] = [
     ("dev-null", lambda b: zero_range("/dev/null", 0, 1), "not a regular file"),
     ("closed-fd", lambda b: zero_range(_closed_fd(), 0, 1), "Bad file descriptor"),
     ("open-target-procfs", lambda b: open_target("/proc/self/status"), "pseudo-filesystem"),
-    ("check-options", lambda b: check_exclusive(given_options("offload", direct=None, backing="auto",
-                                                              large_page=None, call_size=4096)), "--call-size"),
+    ("check-options", lambda b: ZeroOptions("offload", call_size=4096).check(), "call_size"),
 ]
 
 

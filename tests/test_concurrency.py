@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from largezero import Target, open_target, zero_range
+from largezero import Target, ZeroOptions, open_target, zero_range
 from largezero.cli import main
 from largezero.errors import EXIT_OK
 from largezero.mm import ZeroBuffer, large_zero_page, zero_page
@@ -73,7 +73,7 @@ def test_threads_on_unaligned_disjoint_ranges_of_one_file(tmp_path: os.PathLike[
     for o, n in ranges:
         method = rng.choice(["auto", "large", "page"])
         call_size = None if method == "auto" else rng.choice([None, 4096, 65536 + 1])
-        jobs.append(functools.partial(zero_range, path, o, n, method=method, call_size=call_size))
+        jobs.append(functools.partial(zero_range, path, o, n, ZeroOptions(method=method, call_size=call_size)))
     assert _run_threads(jobs) == []
     assert read_range(path, 0, size) == _expected(size, ranges)
 
@@ -88,7 +88,7 @@ def test_threads_mixing_direct_and_buffered_on_page_aligned_ranges(tmp_path: os.
     rng = random.Random(7)
     ranges = _disjoint(rng, size, THREADS, 4096)
     jobs: list[Callable[[], object]] = [
-        functools.partial(zero_range, path, o, n, method=("large", "page")[i % 2], direct=i % 3 == 0)
+        functools.partial(zero_range, path, o, n, ZeroOptions(method=("large", "page")[i % 2], direct=i % 3 == 0))
         for i, (o, n) in enumerate(ranges)
     ]
     assert _run_threads(jobs) == []
@@ -103,7 +103,7 @@ def test_threads_sharing_one_open_target(tmp_path: os.PathLike[str]) -> None:
     tgt: Target = open_target(path)
     try:
         jobs: list[Callable[[], object]] = [
-            functools.partial(zero_range, tgt, o, n, method="large", call_size=8192) for o, n in ranges
+            functools.partial(zero_range, tgt, o, n, ZeroOptions(method="large", call_size=8192)) for o, n in ranges
         ]
         assert _run_threads(jobs) == []
     finally:
@@ -238,7 +238,7 @@ def test_zero_buffer_stays_zero_under_concurrent_jobs(tmp_path: os.PathLike[str]
     fill_pattern(path, 0, size)
     ranges = _disjoint(random.Random(3), size, 8, 4096)
     jobs: list[Callable[[], object]] = [
-        functools.partial(zero_range, path, o, n, method="large", direct=True) for o, n in ranges
+        functools.partial(zero_range, path, o, n, ZeroOptions(method="large", direct=True)) for o, n in ranges
     ]
     assert _run_threads(jobs) == []
     for buf in _buffers():

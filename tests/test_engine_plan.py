@@ -76,7 +76,8 @@ def test_executed_calls_are_the_plans_calls(scratch_file: Callable[[int], str],
     path = scratch_file(SIZE)
     rec = Recorder()
     with syscalls.installed(rec):
-        r = zero_range(path, offset, length, method=method, direct=direct, call_size=call_size, iov_len=iov_len)
+        r = zero_range(path, offset, length,
+                options=ZeroOptions(method=method, direct=direct, call_size=call_size, iov_len=iov_len))
     assert r.plan is not None
     assert rec.calls == list(r.plan.syscalls())
     data = read_range(path, 0, SIZE)

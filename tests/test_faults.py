@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import largezero.targets
-from largezero import Interrupted, Target, Unsupported, ZeroingError, open_target, syscalls, zero_range
+from largezero import Interrupted, Target, Unsupported, ZeroingError, ZeroOptions, open_target, syscalls, zero_range
 from largezero.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 
 from .faultinject import Injector, zero_prefix
@@ -124,7 +124,8 @@ def test_short_writes_of_every_size(scratch: Callable[[int], Scratch], method: s
         s.reset()
         inj = Injector(cap=cap)
         with syscalls.installed(inj):
-            r = zero_range(s.target, SMALL_OFF, SMALL_LEN, method=method, direct=direct, call_size=SMALL_CALL)
+            r = zero_range(s.target, SMALL_OFF, SMALL_LEN,
+                    options=ZeroOptions(method=method, direct=direct, call_size=SMALL_CALL))
         assert r.bytes_zeroed == SMALL_LEN
         if not direct:  # O_DIRECT edges are read-modify-written: whole blocks go out
             assert inj.written == SMALL_LEN, f"cap {cap}: wrote {inj.written} bytes for a {SMALL_LEN}-byte job"
@@ -146,8 +147,8 @@ def test_one_short_write_of_every_size(scratch: Callable[[int], Scratch], method
         s.reset()
         seen: list[int] = []
         with syscalls.installed(Injector(cap=cap, cap_first=True)):
-            r = zero_range(s.target, SMALL_OFF, SMALL_LEN, method=method, direct=direct, call_size=SMALL_CALL,
-                           progress=seen.append)
+            r = zero_range(s.target, SMALL_OFF, SMALL_LEN,
+                    options=ZeroOptions(method=method, direct=direct, call_size=SMALL_CALL), progress=seen.append)
         if not direct:
             assert seen[0] == cap
         assert seen == sorted(set(seen)) and seen[-1] == r.bytes_zeroed == SMALL_LEN
@@ -171,8 +172,8 @@ def test_reported_progress_is_the_zero_prefix_at_every_step(scratch: Callable[[i
         checked += 1
 
     with syscalls.installed(Injector(cap=cap)):
-        zero_range(s.target, SMALL_OFF, SMALL_LEN, method=method, direct=direct, call_size=SMALL_CALL,
-                   progress=check)
+        zero_range(s.target, SMALL_OFF, SMALL_LEN,
+                options=ZeroOptions(method=method, direct=direct, call_size=SMALL_CALL), progress=check)
     assert checked >= SMALL_LEN // max(cap, SMALL_CALL)
 
 
@@ -185,8 +186,8 @@ def _clean_calls(s: Scratch, method: str, direct: bool | None, sync: bool) -> li
     s.reset()
     inj = Injector()
     with syscalls.installed(inj):
-        zero_range(s.target, MED_OFF, MED_LEN, method=method, direct=direct, call_size=None
-                   if method == "auto" else MED_CALL, sync=sync)
+        zero_range(s.target, MED_OFF, MED_LEN, options=ZeroOptions(method=method, direct=direct, call_size=None
+                   if method == "auto" else MED_CALL, sync=sync))
     return inj.names()
 
 
@@ -202,7 +203,8 @@ def test_eintr_at_any_call_is_retried(scratch: Callable[[int], Scratch], method:
         s.reset()
         inj = Injector(eintr_at=[i])
         with syscalls.installed(inj):
-            r = zero_range(s.target, MED_OFF, MED_LEN, method=method, direct=direct, call_size=call_size, sync=sync)
+            r = zero_range(s.target, MED_OFF, MED_LEN,
+                    options=ZeroOptions(method=method, direct=direct, call_size=call_size, sync=sync))
         assert r.bytes_zeroed == MED_LEN and r.synced == sync
         # The interrupted call is made again, and nothing else changes.
         assert inj.names() == clean[: i + 1] + clean[i:]
@@ -222,8 +224,8 @@ def test_eintr_with_cancel_stops_at_that_call(scratch: Callable[[int], Scratch],
         inj = Injector(eintr_at=[i], cancel=cancel)
         try:
             with syscalls.installed(inj):
-                zero_range(s.target, MED_OFF, MED_LEN, method=method, direct=direct, call_size=call_size,
-                           cancel=cancel)
+                zero_range(s.target, MED_OFF, MED_LEN,
+                        options=ZeroOptions(method=method, direct=direct, call_size=call_size), cancel=cancel)
         except Interrupted as caught:
             err = caught
         else:
@@ -240,8 +242,8 @@ def test_eintr_with_cancel_stops_at_that_call(scratch: Callable[[int], Scratch],
             assert len(inj.calls) <= i + 2
         assert f"resume with --offset {err.stopped_at} --length {MED_OFF + MED_LEN - err.stopped_at}" in str(err)
         # Resuming from the printed offset finishes the job.
-        zero_range(s.target, err.stopped_at, MED_OFF + MED_LEN - err.stopped_at, method=method, direct=direct,
-                   call_size=call_size)
+        zero_range(s.target, err.stopped_at, MED_OFF + MED_LEN - err.stopped_at,
+                options=ZeroOptions(method=method, direct=direct, call_size=call_size))
         s.assert_state(MED_OFF, MED_LEN, MED_LEN)
 
 
@@ -256,7 +258,7 @@ def _fail_after(s: Scratch, method: str, direct: bool, code: int, k: int, partia
     s.reset()
     inj = Injector(fail_after=k, fail_errno=code, partial=partial)
     with syscalls.installed(inj), pytest.raises(ZeroingError) as info:
-        zero_range(s.target, offset, length, method=method, direct=direct, call_size=call_size)
+        zero_range(s.target, offset, length, options=ZeroOptions(method=method, direct=direct, call_size=call_size))
     err = info.value
     assert type(err) is ZeroingError and err.exit_code == EXIT_FAILURE
     assert err.errno == code
@@ -282,8 +284,8 @@ def test_error_after_k_bytes(scratch: Callable[[int], Scratch], method: str, dir
     for k in K_VALUES:
         err = _fail_after(s, method, direct, code, k, partial)
         # Resuming with the printed offset gives the bytes of one clean run.
-        zero_range(s.target, err.stopped_at, MED_OFF + MED_LEN - err.stopped_at, method=method, direct=direct,
-                   call_size=MED_CALL)
+        zero_range(s.target, err.stopped_at, MED_OFF + MED_LEN - err.stopped_at,
+                options=ZeroOptions(method=method, direct=direct, call_size=MED_CALL))
         s.assert_state(MED_OFF, MED_LEN, MED_LEN)
 
 
@@ -324,7 +326,7 @@ def test_unsupported_offload_falls_back_and_is_remembered(scratch: Callable[[int
     errors = {mechanism: code, **({"ZERO_RANGE": errno.EOPNOTSUPP} if mechanism == "WRITE_ZEROES" else {})}
     inj = Injector(offload_errors=errors)
     with syscalls.installed(inj):
-        r = zero_range(s.target, MED_OFF, MED_LEN, unmap=unmap)
+        r = zero_range(s.target, MED_OFF, MED_LEN, options=ZeroOptions(unmap=unmap))
     s.assert_state(MED_OFF, MED_LEN, MED_LEN)
     assert r.bytes_zeroed == MED_LEN
     assert mechanism in inj.names()
@@ -336,7 +338,7 @@ def test_unsupported_offload_falls_back_and_is_remembered(scratch: Callable[[int
     s.reset()
     again = Injector(offload_errors=errors)
     with syscalls.installed(again):
-        r2 = zero_range(s.target, MED_OFF, MED_LEN, unmap=unmap)
+        r2 = zero_range(s.target, MED_OFF, MED_LEN, options=ZeroOptions(unmap=unmap))
     remembered = code != errno.EINVAL or mechanism == "WRITE_ZEROES"
     assert (mechanism not in again.names()) == remembered
     assert r2.mechanism == r.mechanism
@@ -350,7 +352,7 @@ def test_offload_only_refuses_with_nothing_written(scratch: Callable[[int], Scra
     s = scratch(MED_FILE)
     inj = Injector(offload_errors=dict.fromkeys(FILE_OFFLOADS, code))
     with syscalls.installed(inj), pytest.raises(Unsupported) as info:
-        zero_range(s.target, MED_OFF, MED_LEN, method="offload", unmap=unmap)
+        zero_range(s.target, MED_OFF, MED_LEN, options=ZeroOptions(method="offload", unmap=unmap))
     assert info.value.exit_code == EXIT_USAGE
     assert s.path in str(info.value) and "offload" in str(info.value)
     assert not [n for n in inj.names() if n in ("pwritev", "pwrite")]
@@ -376,7 +378,7 @@ def test_real_offload_error_is_reported_not_fallen_back(scratch: Callable[[int],
 def test_fdatasync_error_reports_nothing_durable(scratch: Callable[[int], Scratch], code: int) -> None:
     s = scratch(MED_FILE)
     with syscalls.installed(Injector(sync_errno=code)), pytest.raises(ZeroingError) as info:
-        zero_range(s.target, MED_OFF, MED_LEN, method="large", sync=True)
+        zero_range(s.target, MED_OFF, MED_LEN, options=ZeroOptions(method="large", sync=True))
     err = info.value
     assert err.bytes_zeroed == 0 and err.stopped_at == MED_OFF
     assert "fdatasync" in str(err) and s.path in str(err) and "method large" in str(err)
@@ -388,7 +390,8 @@ def test_sync_calls_fdatasync_after_the_last_write(scratch: Callable[[int], Scra
     for sync in (False, True):
         inj = Injector()
         with syscalls.installed(inj):
-            r = zero_range(s.target, MED_OFF, MED_LEN, method="large", sync=sync, call_size=MED_CALL)
+            r = zero_range(s.target, MED_OFF, MED_LEN,
+                    options=ZeroOptions(method="large", sync=sync, call_size=MED_CALL))
         assert r.synced is sync
         assert inj.names().count("fdatasync") == int(sync)
         if sync:
@@ -413,7 +416,7 @@ def test_blkzeroout_unsupported_falls_back_to_direct_writes(file_loop: Callable[
         assert r.method == "large" and r.direct and r.bytes_zeroed == length
         assert any(f"BLKZEROOUT: {os.strerror(code)}" in reason for reason in r.fallback)
         with syscalls.installed(Injector(offload_errors={"BLKZEROOUT": code})), pytest.raises(Unsupported):
-            zero_range(tgt, off, length, method="offload")
+            zero_range(tgt, off, length, options=ZeroOptions(method="offload"))
         fd = os.open(dev, os.O_RDONLY)
         try:
             data = os.pread(fd, 4 << 20, 0)
@@ -433,10 +436,10 @@ def test_sync_on_a_block_device_flushes_after_the_last_write(file_loop: Callable
     dev = file_loop(4 << 20)
     inj = Injector()
     with syscalls.installed(inj):
-        r = zero_range(dev, 512, 1 << 20, method=method, sync=True)
+        r = zero_range(dev, 512, 1 << 20, options=ZeroOptions(method=method, sync=True))
     assert r.synced and inj.names()[-1] == "fdatasync" and inj.names().count("fdatasync") == 1
     with syscalls.installed(Injector(sync_errno=errno.EIO)), pytest.raises(ZeroingError) as info:
-        zero_range(dev, 512, 1 << 20, method=method, sync=True)
+        zero_range(dev, 512, 1 << 20, options=ZeroOptions(method=method, sync=True))
     assert info.value.bytes_zeroed == 0 and "fdatasync" in str(info.value)
 
 

@@ -48,7 +48,7 @@ def test_backing_file_of_a_mounted_loop_is_refused_by_path_fd_and_link(tmp_path:
         before = read_range(image, 0, 4 << 20)
         with pytest.raises(TargetError) as info:
             open_target(image)
-        assert f"backs {dev}, mounted on {mnt}" in str(info.value) and "--force" in str(info.value)
+        assert f"backs {dev}, mounted on {mnt}" in str(info.value) and "force=True" in str(info.value)
         assert info.value.exit_code == EXIT_USAGE
         # By fd: the same refusal, naming the file behind the descriptor.
         fd = os.open(image, os.O_RDWR)

@@ -2,7 +2,7 @@
 
 Loop devices over ramfs files have no write-zeroes, so ``blkdiscard -z`` reaches
 __blkdev_issue_zero_pages() (with ZERO_PAGE here: CONFIG_PERSISTENT_HUGE_ZERO_FOLIO is off),
-and ``zero_range(direct=True)`` goes through __blkdev_direct_IO(). Each case sets
+and ``zero_range(options=ZeroOptions(direct=True))`` goes through __blkdev_direct_IO(). Each case sets
 max_sectors_kb explicitly and reads the limits back from sysfs, as ``largezero model --device``
 does; the attribute is restored afterwards.
 """
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from largezero import ZeroResult, zero_range
+from largezero import ZeroOptions, ZeroResult, zero_range
 from largezero.cli import main
 from largezero.engine.plan import default_call_bytes
 from largezero.mm import ZeroBuffer
@@ -103,13 +103,13 @@ def source_of(buf: ZeroBuffer) -> ZeroSource | None:
 
 def zero_direct(dev: str, offset: int, length: int, method: str, call_size: int | None,
                 backing: str = "auto") -> ZeroResult:
-    """zero_range(direct=True) with the call layout model_direct() takes: iovecs of the whole
+    """zero_range(options=ZeroOptions(direct=True)) with the call layout model_direct() takes: iovecs of the whole
     zero buffer and, without a call size, the largest call. The engine's own choices (smaller
     iovecs on a copying device, capped calls, page-cache edges) are block/predict.py's to model."""
     buf = (make_source("zero-page") if method == "page" else make_source("huge-zero-folio")).buffer_size
     call = call_size or default_call_bytes(buf, 4096)
-    return zero_range(dev, offset, length, method=method, direct=True, call_size=call, iov_len=buf,
-                      backing=backing)
+    return zero_range(dev, offset, length,
+            options=ZeroOptions(method=method, direct=True, call_size=call, iov_len=buf, backing=backing))
 
 
 # --- the kernel path: blkdiscard -z -----------------------------------------------------------

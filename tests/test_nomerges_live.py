@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from largezero import zero_range
+from largezero import ZeroOptions, zero_range
 from largezero.cli import main
 from largezero.model.sources import source_for_buffer
 from largezero.scratch import is_root, memfs_loop, set_queue_attr
@@ -78,7 +78,7 @@ def direct_case(capsys: pytest.CaptureFixture[str], dev: str, offset: int, lengt
     want = predicted(capsys, dev, "direct", offset, length, "--call-size", str(call))
     with measure(dev) as got:
         # `model --path direct` runs the engine's own plan (iovec slices, edges): the defaults agree.
-        result = zero_range(dev, offset, length, method="large", direct=True, call_size=call)
+        result = zero_range(dev, offset, length, options=ZeroOptions(method="large", direct=True, call_size=call))
     buf = result.zero_buffer
     used = source_for_buffer(buf.size, buf.backing, buf.contiguous_bytes) if buf else None
     if used is None or used.name != want["source"] or used.contiguity != want["contiguity"]:

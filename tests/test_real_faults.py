@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from largezero import TargetError, ZeroingError, zero_range
+from largezero import TargetError, ZeroingError, ZeroOptions, zero_range
 from largezero.cli import main
 from largezero.errors import EXIT_FAILURE, EXIT_USAGE
 from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount
@@ -78,7 +78,7 @@ def test_enospc_filling_holes_reports_the_exact_stop_and_resumes(small_ext4: str
     path = os.path.join(small_ext4, "sparse.img")
     head = _sparse(path, size, edge)
     with pytest.raises(ZeroingError) as info:
-        zero_range(path, edge, size - 2 * edge, method=method, direct=direct)
+        zero_range(path, edge, size - 2 * edge, options=ZeroOptions(method=method, direct=direct))
     err = info.value
     assert err.errno == errno.ENOSPC and err.exit_code == EXIT_FAILURE
     assert 0 <= err.bytes_zeroed < size - 2 * edge
@@ -88,7 +88,7 @@ def test_enospc_filling_holes_reports_the_exact_stop_and_resumes(small_ext4: str
     assert data[:edge] == head and data[size - edge :] == pattern_bytes(edge, seed=9)
     assert data[edge : size - edge] == bytes(size - 2 * edge)  # zeros written, holes read as zeros
     # Zeroing a hole needs space; with --unmap the same range needs none.
-    result = zero_range(path, err.stopped_at, size - edge - err.stopped_at, unmap=True)
+    result = zero_range(path, err.stopped_at, size - edge - err.stopped_at, options=ZeroOptions(unmap=True))
     assert result.method == "offload" and result.mechanism == "fallocate(PUNCH_HOLE)"
     assert read_range(path, 0, size) == data
 
@@ -98,7 +98,7 @@ def test_enospc_while_extending_leaves_the_file_at_the_stop(small_ext4: str) -> 
     with open(path, "wb") as f:
         f.write(pattern_bytes(1 << 20))
     with pytest.raises(ZeroingError) as info:
-        zero_range(path, 1 << 20, 62 << 20, method="large", extend=True)
+        zero_range(path, 1 << 20, 62 << 20, options=ZeroOptions(method="large", extend=True))
     err = info.value
     assert err.errno == errno.ENOSPC and 0 < err.bytes_zeroed < 62 << 20
     # The file grew exactly as far as the writes went, and that part is zero.
@@ -216,8 +216,8 @@ def test_loop_device_detached_mid_job(direct: bool) -> None:
                                                    timeout=30))
 
             off, length = 1000, size - 3000
-            result = zero_range(dev, off, length, method="page", direct=direct, call_size=1 << 20,
-                                progress=detach_midway)
+            result = zero_range(dev, off, length,
+                    options=ZeroOptions(method="page", direct=direct, call_size=1 << 20), progress=detach_midway)
             assert detached and detached[0].returncode == 0, detached
             assert result.bytes_zeroed == length
             # Closed now: the autoclear has run (poll briefly: the kernel may finish it in a worker).
@@ -264,8 +264,8 @@ def test_file_truncated_by_another_process_mid_job(tmp_path: os.PathLike[str], m
             truncated.append(done)
 
     with pytest.raises(ZeroingError) as info:
-        zero_range(path, off, size - 2 * off, method=method, direct=direct, call_size=1 << 20,
-                   progress=truncate_midway)
+        zero_range(path, off, size - 2 * off,
+                options=ZeroOptions(method=method, direct=direct, call_size=1 << 20), progress=truncate_midway)
     err = info.value
     assert truncated and err.bytes_zeroed == truncated[0]
     assert err.exit_code == EXIT_FAILURE and "shrank to" in str(err) and path in str(err)
@@ -292,7 +292,8 @@ def test_file_truncated_with_extend_is_grown_as_asked(tmp_path: os.PathLike[str]
             subprocess.run(["truncate", "-s", str(4 << 20), path], check=True)
             done[0] = True
 
-    zero_range(path, 0, size, method="large", call_size=1 << 20, extend=True, progress=truncate_midway)
+    zero_range(path, 0, size,
+            options=ZeroOptions(method="large", call_size=1 << 20, extend=True), progress=truncate_midway)
     assert os.path.getsize(path) == size and read_range(path, 0, size) == bytes(size)
 
 

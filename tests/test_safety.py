@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from largezero import TargetError, zero_range
+from largezero import TargetError, ZeroOptions, zero_range
 from largezero.cli import main
 from largezero.errors import EXIT_OK, EXIT_USAGE
 from largezero.scratch import fill_pattern, loop_device, make_image
@@ -89,7 +89,7 @@ def test_device_with_a_signature_is_refused_unless_force(image_loop: Callable[[s
     before = read_range(dev, 0, SIZE)
     with pytest.raises(TargetError) as info:
         zero_range(dev, SIZE - (1 << 20), 1 << 20)  # refused even far from the signature
-    assert info.value.exit_code == EXIT_USAGE and says in str(info.value) and "--force" in str(info.value)
+    assert info.value.exit_code == EXIT_USAGE and says in str(info.value) and "force=True" in str(info.value)
     assert main(["zero", dev, "-l", "1M"]) == EXIT_USAGE
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and dev in err[0] and says in err[0]
@@ -119,7 +119,7 @@ def test_mounted_device_is_refused(tmp_path: os.PathLike[str],
     subprocess.run(["mount", dev, mnt], check=True, capture_output=True)
     try:
         with pytest.raises(TargetError) as info:
-            zero_range(dev, 0, 4096, force=False)
+            zero_range(dev, 0, 4096, options=ZeroOptions(force=False))
         assert "mounted on" in str(info.value)
     finally:
         subprocess.run(["umount", mnt], check=True, capture_output=True)
@@ -165,7 +165,7 @@ def test_nothing_is_created_without_create(tmp_path: os.PathLike[str], capsys: p
         assert not os.path.lexists(path)
     assert "--create" in capsys.readouterr().err
     with pytest.raises(TargetError):
-        zero_range(path, 0, 4096, extend=True)
+        zero_range(path, 0, 4096, options=ZeroOptions(extend=True))
     assert not os.path.lexists(path)
 
 

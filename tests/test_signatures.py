@@ -112,7 +112,7 @@ def test_device_with_a_real_signature_is_refused_unless_force(tmp_path: os.PathL
         with pytest.raises(TargetError) as info:
             open_target(dev)
         msg = str(info.value)
-        assert info.value.exit_code == EXIT_USAGE and kind in msg and "at offset 0x" in msg and "--force" in msg
+        assert info.value.exit_code == EXIT_USAGE and kind in msg and "at offset 0x" in msg and "force=True" in msg
         cli = [sys.executable, "-m", "largezero", "zero", dev, "-o", "1M", "-l", "1M"]
         done = subprocess.run(cli, capture_output=True, text=True)
         err = done.stderr.strip().splitlines()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 import largezero.targets
-from largezero import Interrupted, ZeroingError, syscalls, zero_range
+from largezero import Interrupted, ZeroingError, ZeroOptions, syscalls, zero_range
 from largezero.verify import check_zero
 
 from .faultinject import Injector
@@ -94,16 +94,15 @@ def _one_job(dev: str, model: bytearray, rng: random.Random, stats: Stats) -> st
         injector = Injector(offload_errors={"BLKZEROOUT": errno.EOPNOTSUPP, "PUNCH_HOLE": errno.EOPNOTSUPP})
     what = (f"zero_range({dev}, {off}, {length}, method={method}, direct={direct}, unmap={unmap}, "
             f"call_size={call_size}) fault={fault:.2f}")
+    opts = ZeroOptions(method=method, direct=direct, unmap=unmap, call_size=call_size, force=True)
     stats.jobs += 1
     zeroed = 0
     try:
         if injector is not None:
             with syscalls.installed(injector):
-                r = zero_range(dev, off, length, method=method, direct=direct, unmap=unmap, call_size=call_size,
-                               cancel=cancel, force=True)
+                r = zero_range(dev, off, length, opts, cancel=cancel)
         else:
-            r = zero_range(dev, off, length, method=method, direct=direct, unmap=unmap, call_size=call_size,
-                           cancel=cancel, force=True)
+            r = zero_range(dev, off, length, opts, cancel=cancel)
         zeroed = r.bytes_zeroed
         assert zeroed == length, what
         stats.done += 1
@@ -137,7 +136,8 @@ def _one_job(dev: str, model: bytearray, rng: random.Random, stats: Stats) -> st
     stats.bytes_zeroed += zeroed
     if zeroed < length and rng.random() < 0.5:  # resume the rest, as the printed command would
         rest = length - zeroed
-        r = zero_range(dev, off + zeroed, rest, method=rng.choice(["auto", "large", "page"]), force=True)
+        r = zero_range(dev, off + zeroed, rest,
+                options=ZeroOptions(method=rng.choice(["auto", "large", "page"]), force=True))
         assert r.bytes_zeroed == rest
         model[off + zeroed : off + length] = bytes(rest)
         stats.resumed += 1

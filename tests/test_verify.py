@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from largezero import syscalls, zero_range
+from largezero import ZeroOptions, syscalls, zero_range
 from largezero.cli import main
 from largezero.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_VERIFY_MISMATCH
 from largezero.scratch import memfs_mount
@@ -194,7 +194,7 @@ def test_agrees_with_cmp(tmp: str) -> None:
 def test_verify_after_zero_range_on_every_method(tmp: str) -> None:
     for method, direct in (("auto", None), ("large", False), ("page", False), ("large", True)):
         path = _file(os.path.join(tmp, f"m-{method}-{direct}"), 8 << 20, {0: b"\x33" * (8 << 20)})
-        zero_range(path, 777, 5 << 20, method=method, direct=direct)
+        zero_range(path, 777, 5 << 20, options=ZeroOptions(method=method, direct=direct))
         fd = os.open(path, os.O_RDONLY)
         try:
             assert check_zero(fd, 777, 5 << 20).ok

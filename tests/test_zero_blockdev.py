@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from largezero import TargetError, Unsupported, zero_range
+from largezero import TargetError, Unsupported, ZeroOptions, zero_range
 from largezero.cli import main
 from largezero.scratch import fill_pattern
 from largezero.targets.diskstat import read_stat
@@ -51,7 +51,7 @@ def test_offload_refuses_on_ramfs_loop_and_writes_nothing(ramfs_loop: Callable[[
     dev = ramfs_loop(DEV_SIZE)
     before = read_stat(dev)
     with pytest.raises(Unsupported) as info:
-        zero_range(dev, 0, 1 << 20, method="offload")
+        zero_range(dev, 0, 1 << 20, options=ZeroOptions(method="offload"))
     assert info.value.exit_code == 2
     assert (read_stat(dev) - before).write_ios == 0
     assert read_range(dev, 0, DEV_SIZE) == pattern_bytes(DEV_SIZE)
@@ -62,14 +62,14 @@ def test_offload_refuses_on_ramfs_loop_and_writes_nothing(ramfs_loop: Callable[[
 def test_every_mode_on_ramfs_loop(ramfs_loop: Callable[[int], str], method: str, direct: bool | None) -> None:
     dev = ramfs_loop(DEV_SIZE)
     offset, length = 3 * 4096 + 512, 9 << 20  # unaligned to the page, aligned to the sector
-    zero_range(dev, offset, length, method=method, direct=direct, sync=True)
+    zero_range(dev, offset, length, options=ZeroOptions(method=method, direct=direct, sync=True))
     check_device(dev, DEV_SIZE, offset, length)
 
 
 def test_unaligned_direct_edges_on_device(ramfs_loop: Callable[[int], str]) -> None:
     dev = ramfs_loop(DEV_SIZE)
     offset, length = 12345, (5 << 20) + 321  # not sector aligned at either end
-    result = zero_range(dev, offset, length, method="large", direct=True, sync=True)
+    result = zero_range(dev, offset, length, options=ZeroOptions(method="large", direct=True, sync=True))
     assert result.bytes_zeroed == length
     check_device(dev, DEV_SIZE, offset, length)
 
@@ -83,7 +83,7 @@ def test_same_bytes_as_blkdiscard_z(ramfs_loop: Callable[[int], str], data: st.D
     ours, theirs = ramfs_loop(size), ramfs_loop(size)
     offset = data.draw(st.integers(min_value=0, max_value=size // 512)) * 512
     length = data.draw(st.integers(min_value=0, max_value=(size - offset) // 512)) * 512
-    zero_range(ours, offset, length, method=mode[0], direct=mode[1], sync=True)
+    zero_range(ours, offset, length, options=ZeroOptions(method=mode[0], direct=mode[1], sync=True))
     if length:
         subprocess.run(["blkdiscard", "-z", "-o", str(offset), "-l", str(length), theirs], check=True)
     assert read_range(ours, 0, size) == read_range(theirs, 0, size)
@@ -103,7 +103,7 @@ def test_offload_on_device_writes_unaligned_edges(file_loop: Callable[[int], str
     dev = file_loop(DEV_SIZE)
     if queue_attr(dev, "write_zeroes_max_bytes") == 0:
         pytest.skip("this kernel's loop driver gives no write-zeroes over this filesystem")
-    result = zero_range(dev, 100, (2 << 20) + 50, method="offload")
+    result = zero_range(dev, 100, (2 << 20) + 50, options=ZeroOptions(method="offload"))
     assert result.bytes_zeroed == (2 << 20) + 50
     check_device(dev, DEV_SIZE, 100, (2 << 20) + 50)
 

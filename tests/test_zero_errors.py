@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from largezero import TargetError, UsageError, ZeroingError, syscalls, zero_range
+from largezero import TargetError, UsageError, ZeroingError, ZeroOptions, syscalls, zero_range
 
 from .faultinject import Injector
 from .helpers import pattern_bytes, read_range, requires_root
@@ -26,7 +26,7 @@ def test_eintr_and_short_writes_resume(scratch_file: Callable[[int], str], short
     # Byte-sized short writes take one system call per byte: keep that range small.
     length = (3 << 20) + 5 if short >= 4096 else (40 << 10) + 7
     with syscalls.installed(Injector(eintr_at=(0, 1), cap=short)):
-        result = zero_range(path, 777, length, method=method, direct=direct)
+        result = zero_range(path, 777, length, options=ZeroOptions(method=method, direct=direct))
     assert result.bytes_zeroed == length
     data = read_range(path, 0, SIZE)
     assert data[777 : 777 + length] == bytes(length)
@@ -42,7 +42,7 @@ def test_error_reports_exactly_what_was_zeroed(scratch_file: Callable[[int], str
     path = scratch_file(SIZE)
     offset, length = 1000, 5 << 20
     with syscalls.installed(Injector(fail_after=fail_after, fail_errno=code)), pytest.raises(ZeroingError) as info:
-        zero_range(path, offset, length, method="large")
+        zero_range(path, offset, length, options=ZeroOptions(method="large"))
     err = info.value
     assert err.bytes_zeroed == fail_after
     assert err.stopped_at == offset + fail_after
@@ -128,7 +128,7 @@ def test_read_only_mount_and_enospc(tmp_path: os.PathLike[str], file_loop: Calla
             f.write(pattern_bytes(1 << 20))
         # ENOSPC: extending beyond the filesystem's free space stops with exact progress.
         with pytest.raises(ZeroingError) as info:
-            zero_range(path, 1 << 20, 64 << 20, method="large", extend=True)
+            zero_range(path, 1 << 20, 64 << 20, options=ZeroOptions(method="large", extend=True))
         assert info.value.errno == errno.ENOSPC
         done = info.value.bytes_zeroed
         assert 0 < done < 64 << 20
@@ -143,7 +143,7 @@ def test_read_only_mount_and_enospc(tmp_path: os.PathLike[str], file_loop: Calla
 def test_misaligned_direct_io_is_handled(scratch_file: Callable[[int], str]) -> None:
     path = scratch_file(SIZE)
     for offset, length in [(1, 1), (511, 2), (4095, 4098), (12345, (2 << 20) + 7)]:
-        result = zero_range(path, offset, length, method="large", direct=True)
+        result = zero_range(path, offset, length, options=ZeroOptions(method="large", direct=True))
         assert result.bytes_zeroed == length
         assert read_range(path, offset, length) == bytes(length)
 
@@ -158,7 +158,7 @@ os.ftruncate(fd, 4 << 30)
 os.close(fd)
 largezero.largest_zero_buffer(); largezero.zero_page()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-r = largezero.zero_range({path!r}, 0, 4 << 30, method="large", direct=True)
+r = largezero.zero_range({path!r}, 0, 4 << 30, options=largezero.ZeroOptions(method="large", direct=True))
 assert r.bytes_zeroed == 4 << 30
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
 """

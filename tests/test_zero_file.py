@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from largezero import UsageError, zero_range
+from largezero import UsageError, ZeroOptions, zero_range
 from largezero.mm import pmd_size
 
 from .helpers import pattern_bytes, read_range
@@ -38,7 +38,7 @@ def test_every_method_zeroes_exactly_the_range(scratch_file: Callable[[int], str
                                                direct: bool | None) -> None:
     path = scratch_file(FILE_SIZE)
     offset, length = 1000, 2 * PMD + 777
-    result = zero_range(path, offset, length, method=method, direct=direct)
+    result = zero_range(path, offset, length, options=ZeroOptions(method=method, direct=direct))
     check_zeroed_exactly(path, FILE_SIZE, offset, length)
     assert result.bytes_zeroed == length
     if method in ("large", "page"):
@@ -60,7 +60,7 @@ def test_sentinels_property(scratch_file: Callable[[int], str], data: st.DataObj
     length = data.draw(st.integers(min_value=0, max_value=size - offset), label="length")
     path = scratch_file(size)
     method, direct = mode
-    result = zero_range(path, offset, length, method=method, direct=direct, call_size=call_size)
+    result = zero_range(path, offset, length, options=ZeroOptions(method=method, direct=direct, call_size=call_size))
     check_zeroed_exactly(path, size, offset, length)
     assert result.bytes_zeroed == length
     os.unlink(path)
@@ -68,7 +68,7 @@ def test_sentinels_property(scratch_file: Callable[[int], str], data: st.DataObj
 
 def test_many_calls_when_call_size_is_small(scratch_file: Callable[[int], str]) -> None:
     path = scratch_file(FILE_SIZE)
-    result = zero_range(path, 0, FILE_SIZE, method="large", call_size=64 << 10)
+    result = zero_range(path, 0, FILE_SIZE, options=ZeroOptions(method="large", call_size=64 << 10))
     assert result.calls == -(-FILE_SIZE // (64 << 10))
     check_zeroed_exactly(path, FILE_SIZE, 0, FILE_SIZE)
 
@@ -76,29 +76,29 @@ def test_many_calls_when_call_size_is_small(scratch_file: Callable[[int], str]) 
 def test_default_calls_carry_iov_max_iovecs(scratch_file: Callable[[int], str]) -> None:
     size = 9 << 20
     path = scratch_file(size)
-    result = zero_range(path, 0, size, method="page")
+    result = zero_range(path, 0, size, options=ZeroOptions(method="page"))
     assert result.calls == 3  # 4 MiB per call: 1024 x 4 KiB
     assert result.iovecs == size // 4096
     path2 = scratch_file(size)
-    result = zero_range(path2, 0, size, method="large")
+    result = zero_range(path2, 0, size, options=ZeroOptions(method="large"))
     assert result.calls == 1
     assert result.iovecs == -(-size // PMD)
 
 
 def test_length_defaults_to_end_of_file(scratch_file: Callable[[int], str]) -> None:
     path = scratch_file(FILE_SIZE)
-    result = zero_range(path, 4096, method="large")
+    result = zero_range(path, 4096, options=ZeroOptions(method="large"))
     assert result.length == FILE_SIZE - 4096
     check_zeroed_exactly(path, FILE_SIZE, 4096, FILE_SIZE - 4096)
 
 
 def test_past_end_is_refused_unless_extend(scratch_file: Callable[[int], str]) -> None:
     path = scratch_file(1 << 20)
-    with pytest.raises(UsageError, match="--extend"):
-        zero_range(path, (1 << 20) - 10, 100, method="large")
+    with pytest.raises(UsageError, match="extend=True"):
+        zero_range(path, (1 << 20) - 10, 100, options=ZeroOptions(method="large"))
     assert os.path.getsize(path) == 1 << 20
     assert read_range(path, 0, 1 << 20) == pattern_bytes(1 << 20)
-    result = zero_range(path, (1 << 20) - 10, 100, method="large", extend=True)
+    result = zero_range(path, (1 << 20) - 10, 100, options=ZeroOptions(method="large", extend=True))
     assert result.bytes_zeroed == 100
     assert os.path.getsize(path) == (1 << 20) + 90
     assert read_range(path, (1 << 20) - 10, 100) == bytes(100)
@@ -106,7 +106,7 @@ def test_past_end_is_refused_unless_extend(scratch_file: Callable[[int], str]) -
 
 def test_extend_with_offload(scratch_file: Callable[[int], str]) -> None:
     path = scratch_file(1 << 20)
-    zero_range(path, 1 << 20, 1 << 20, method="auto", extend=True)
+    zero_range(path, 1 << 20, 1 << 20, options=ZeroOptions(method="auto", extend=True))
     assert os.path.getsize(path) == 2 << 20
     assert read_range(path, 1 << 20, 1 << 20) == bytes(1 << 20)
 
@@ -114,7 +114,7 @@ def test_extend_with_offload(scratch_file: Callable[[int], str]) -> None:
 def test_unmap_punches_holes_and_keeps_size(scratch_file: Callable[[int], str]) -> None:
     path = scratch_file(8 << 20)
     before = os.stat(path).st_blocks
-    result = zero_range(path, 1 << 20, 4 << 20, method="offload", unmap=True)
+    result = zero_range(path, 1 << 20, 4 << 20, options=ZeroOptions(method="offload", unmap=True))
     assert result.mechanism == "fallocate(PUNCH_HOLE)"
     assert os.stat(path).st_blocks < before
     check_zeroed_exactly(path, 8 << 20, 1 << 20, 4 << 20)
@@ -137,7 +137,7 @@ def test_same_bytes_as_fallocate_z(scratch_file: Callable[[int], str], data: st.
     offset = data.draw(st.integers(min_value=0, max_value=size))
     length = data.draw(st.integers(min_value=0, max_value=size - offset))
     ours, theirs = scratch_file(size), scratch_file(size)
-    zero_range(ours, offset, length, method=mode[0], direct=mode[1])
+    zero_range(ours, offset, length, options=ZeroOptions(method=mode[0], direct=mode[1]))
     if length:
         subprocess.run(["fallocate", "-z", "-o", str(offset), "-l", str(length), theirs], check=True)
     assert read_range(ours, 0, size) == read_range(theirs, 0, size)

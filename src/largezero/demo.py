@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from ._record import asdict, record
+from .engine.options import ZeroOptions
 from .engine.zeroout import zero_range
 from .errors import LargezeroError
 from .scratch import fill_pattern, is_root, make_image, memfs_loop, scratch_dir
@@ -63,7 +64,7 @@ def _one(target: str, label: str, method: str, direct: bool | None, offset: int,
         os.sync()
         subprocess.run(["blockdev", "--flushbufs", device], check=False, capture_output=True)
     before = read_stat(device) if device else None
-    r = zero_range(target, offset, length, method=method, direct=direct, sync=device is not None)
+    r = zero_range(target, offset, length, options=ZeroOptions(method=method, direct=direct, sync=device is not None))
     requests = (read_stat(device) - before).write_ios if device and before else None
     fd = os.open(target, os.O_RDONLY)
     try:

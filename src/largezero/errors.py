@@ -13,10 +13,41 @@ EXIT_VERIFY_MISMATCH = 3
 EXIT_INTERRUPTED = 130
 
 
+# An option named in a message is a marker: a library caller reads ``extend=True``, a user of
+# the command line ``--extend`` (LargezeroError.cli_message).
+_MARK = "\x00"
+_FLAG = {"iov_len": "--iov-size", "large_page": "--no-large-page"}
+_PARAM = {"large_page": "large_page=False", "checkpoint": "checkpoint", "call_size": "call_size",
+          "iov_len": "iov_len", "backing": "backing"}
+
+
+def option(name: str) -> str:
+    """``name`` (a ZeroOptions field, or ``method X``) marked for rendering the caller's way."""
+    return f"{_MARK}{name}{_MARK}"
+
+
+def _render(text: str, cli: bool) -> str:
+    parts = text.split(_MARK)
+    for i in range(1, len(parts), 2):
+        name, _, value = parts[i].partition(" ")
+        if cli:
+            parts[i] = _FLAG.get(name, "--" + name.replace("_", "-")) + (f" {value}" if value else "")
+        else:
+            parts[i] = f"{name}={value!r}" if value else _PARAM.get(name, f"{name}=True")
+    return "".join(parts)
+
+
 class LargezeroError(Exception):
-    """Base of every error largezero raises on purpose; the CLI prints str(e) on one line."""
+    """Base of every error largezero raises on purpose; the CLI prints ``cli_message()`` on one line."""
 
     exit_code = EXIT_FAILURE
+
+    def __str__(self) -> str:
+        return _render(Exception.__str__(self), cli=False)
+
+    def cli_message(self) -> str:
+        """The message with options named as command-line flags."""
+        return _render(Exception.__str__(self), cli=True)
 
 
 class UsageError(LargezeroError, ValueError):
@@ -25,10 +56,38 @@ class UsageError(LargezeroError, ValueError):
     exit_code = EXIT_USAGE
 
 
-class TargetError(LargezeroError):
-    """The target cannot be opened or used as asked (missing, read-only, busy, mounted)."""
+class TargetError(LargezeroError, OSError):
+    """The target cannot be opened or used as asked (missing, read-only, busy, mounted).
+
+    An OSError with ``errno`` and ``filename`` where the system said why (as callers that catch
+    FileNotFoundError or PermissionError expect); ``str()`` is the one-line message.
+    """
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, errno: int | None = None, filename: str | None = None) -> None:
+        Exception.__init__(self, message)
+        self.errno = errno  # type: ignore[assignment]
+        self.strerror = message  # type: ignore[assignment]
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return LargezeroError.__str__(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (Exception.__str__(self),), {"errno": self.errno, "filename": self.filename})
+
+
+class TargetNotFound(TargetError, FileNotFoundError):
+    """The target does not exist."""
+
+
+class TargetPermissionError(TargetError, PermissionError):
+    """The target cannot be opened with the access the job needs."""
+
+
+class TargetIsADirectory(TargetError, IsADirectoryError):
+    """The target is a directory."""
 
 
 class Unsupported(LargezeroError):

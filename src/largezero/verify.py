@@ -31,13 +31,14 @@ import time
 
 from . import syscalls
 from ._record import record
-from .errors import EXIT_INTERRUPTED, LargezeroError
+from .errors import EXIT_INTERRUPTED, LargezeroError, TargetError, UsageError, option
 from .mm import zero_buffer_for
 from .syscalls import BLKGETSIZE64, BLKSSZGET, ioctl_int, statx_dio_align
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from .cancel import Cancel
+    from .targets import Target
 
 CHUNK = 8 << 20
 # O_DIRECT reads: 4 MiB each, DEPTH of them in flight from worker threads while the caller's
@@ -315,3 +316,30 @@ def _check(fd: int, read_fd: int, offset: int, length: int, chunk: int, direct: 
 def first_nonzero(fd: int, offset: int, length: int) -> int | None:
     """Offset of the first non-zero byte in [offset, offset+length), or None if all zero."""
     return check_zero(fd, offset, length).first_nonzero
+
+
+class VerifyFailed(LargezeroError):
+    """A read error while verifying (not a mismatch: that is exit 3 with a result)."""
+
+
+def verify_target(tgt: Target, offset: int, length: int | None, *, direct: bool = False,
+                  cancel: Cancel | None = None) -> tuple[VerifyResult, float]:
+    """Check a range of an opened target; raises UsageError for a range past its end,
+    TargetError when ``direct`` is impossible, VerifyInterrupted when ``cancel`` is set."""
+    size = tgt.refresh_size()
+    if offset > size:
+        raise UsageError(f"{tgt.name}: offset {offset} is past the end ({size} bytes)")
+    if length is None:
+        length = size - offset
+    if offset + length > size:
+        raise UsageError(f"{tgt.name}: range ends at byte {offset + length}, past the end ({size} bytes)")
+    started = time.perf_counter()
+    try:
+        result = check_zero(tgt.fd, offset, length, direct=direct, cancel=cancel)
+    except DirectUnsupported as err:
+        raise TargetError(f"{tgt.name}: {err.strerror}; verify without {option('direct')}") from None
+    except ShortRead as err:
+        raise VerifyFailed(f"{tgt.name}: {err.strerror}") from None
+    except OSError as err:
+        raise VerifyFailed(f"{tgt.name}: read failed while verifying: {err.strerror or err}") from None
+    return result, time.perf_counter() - started

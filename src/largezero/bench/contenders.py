@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 
 from .._record import record
+from ..engine.options import ZeroOptions
 from ..engine.plan import default_call_bytes
 from ..engine.zeroout import zero_range
 from ..mm import zero_buffer_for
@@ -87,8 +88,8 @@ BOTH = frozenset({FILE, BLOCK})
 def _lz(method: str, direct: bool | None, backing: str = "auto") -> InProcess:
     def run(ctx: RunContext) -> Outcome:
         buffered = not direct and not (direct is None and method == "auto" and ctx.kind == BLOCK)
-        r = zero_range(ctx.path, ctx.offset, ctx.length, method=method, direct=direct, backing=backing,
-                       sync=ctx.sync and buffered)
+        r = zero_range(ctx.path, ctx.offset, ctx.length,
+                options=ZeroOptions(method=method, direct=direct, backing=backing, sync=ctx.sync and buffered))
         buf = r.zero_buffer
         what = r.mechanism if r.method == "offload" else (
             f"{r.method} {'direct' if r.direct else 'buffered'} from {buf.backing if buf else '?'}")

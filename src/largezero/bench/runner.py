@@ -213,6 +213,7 @@ def rss_probe(length: int, workdir: str | None, buffered: bool = True) -> list[P
     The buffered job dirties ``length`` bytes of page cache and is throttled to the disk's
     writeback speed once past the dirty limits; ``buffered=False`` leaves it out (--quick).
     """
+    from ..engine.options import ZeroOptions
     from ..engine.zeroout import zero_range
 
     jobs: list[tuple[str, str, bool | None]] = [("largezero large --direct", "large", True)]
@@ -223,7 +224,7 @@ def rss_probe(length: int, workdir: str | None, buffered: bool = True) -> list[P
     with targets.build_sparse(length, workdir) as path:
         for label, method, direct in jobs:
             def job(m: str = method, d: bool | None = direct) -> object:
-                return zero_range(path, 0, length, method=m, direct=d)
+                return zero_range(path, 0, length, options=ZeroOptions(method=m, direct=d))
 
             _, c = measured_call(job)
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -171,7 +171,7 @@ def _run(argv: list[str], process: bool) -> int:
         code: int = args.func(args)
         return code
     except LargezeroError as err:
-        say(f"largezero: {err}")
+        say(f"largezero: {err.cli_message()}")
         return err.exit_code
     except OSError as err:
         # Anything the commands did not turn into a LargezeroError still gets one line.

@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except LargezeroError as err:
-        _say(f"largezero cat: {err}")
+        _say(f"largezero cat: {err.cli_message()}")
         return err.exit_code
     except KeyboardInterrupt:
         _say("largezero cat: interrupted")

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from ..cancel import Flag
-from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH, LargezeroError, TargetError, UsageError
-from ..targets import Target, opened
+from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH
+from ..targets import opened
 from ..units import format_size
-from ..verify import DirectUnsupported, ShortRead, VerifyResult, check_zero
+from ..verify import VerifyResult, verify_target
 from .common import StopOnSignals, print_json, size_arg
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..cancel import Cancel
 
 
 def register(sub: Any) -> None:
@@ -33,33 +31,6 @@ def register(sub: Any) -> None:
                    help="read every byte with O_DIRECT (no hole skipping, no page cache)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
-
-
-class VerifyFailed(LargezeroError):
-    """A read error while verifying (not a mismatch: that is exit 3 with a result)."""
-
-
-def verify_target(tgt: Target, offset: int, length: int | None, *, direct: bool = False,
-                  cancel: Cancel | None = None) -> tuple[VerifyResult, float]:
-    """Check a range of an opened target; raises UsageError for a range past its end,
-    TargetError when ``direct`` is impossible, VerifyInterrupted when ``cancel`` is set."""
-    size = tgt.refresh_size()
-    if offset > size:
-        raise UsageError(f"{tgt.name}: offset {offset} is past the end ({size} bytes)")
-    if length is None:
-        length = size - offset
-    if offset + length > size:
-        raise UsageError(f"{tgt.name}: range ends at byte {offset + length}, past the end ({size} bytes)")
-    started = time.perf_counter()
-    try:
-        result = check_zero(tgt.fd, offset, length, direct=direct, cancel=cancel)
-    except DirectUnsupported as err:
-        raise TargetError(f"{tgt.name}: {err.strerror}; verify without --direct") from None
-    except ShortRead as err:
-        raise VerifyFailed(f"{tgt.name}: {err.strerror}") from None
-    except OSError as err:
-        raise VerifyFailed(f"{tgt.name}: read failed while verifying: {err.strerror or err}") from None
-    return result, time.perf_counter() - started
 
 
 def describe(name: str, r: VerifyResult, seconds: float) -> str:

@@ -7,21 +7,19 @@ import os
 import time
 
 from ..cancel import Flag
-from ..engine.options import check_exclusive, given_options
-from ..engine.zeroout import BACKINGS, METHODS, ZeroResult, check_range, plan_job, zero_range
+from ..engine.options import BACKINGS, METHODS, ZeroOptions
 from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     EXIT_VERIFY_MISMATCH,
     LargezeroError,
-    Unsupported,
     UsageError,
     ZeroingError,
 )
-from ..targets import Target, open_target, opened
+from ..job import JobResult, ZeroJob, error_json
 from .common import StopOnSignals, print_json, say, size_arg
-from .zero_report import describe_plan, predicted, resolved, result_dict, resume_command, summary
+from .zero_report import describe_plan, resume_command, summary
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -29,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..cancel import Cancel
+    from ..engine.writeloop import Progress
 
 USAGE_EXAMPLES = """\
 examples:
@@ -79,12 +78,17 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def options_from(args: argparse.Namespace) -> ZeroOptions:
+    """The one option record of the command line's flags."""
+    return ZeroOptions(method=args.method, direct=args.direct, overwrite=args.overwrite, unmap=args.unmap,
+                       extend=args.extend, sync=args.sync, force=args.force, create=args.create,
+                       call_size=args.call_size, iov_len=args.iov_size, backing=args.backing,
+                       large_page=args.large_page)
+
+
+def _check_args(args: argparse.Namespace, opts: ZeroOptions) -> None:
     """Refuse contradictory flags and repeated targets before anything is opened."""
-    check_exclusive(given_options(
-        args.method, direct=args.direct, backing=args.backing, large_page=args.large_page, call_size=args.call_size,
-        iov_len=args.iov_size, overwrite=args.overwrite, unmap=args.unmap, dry_run=args.dry_run, verify=args.verify,
-        create=args.create, sync=args.sync, checkpoint=args.checkpoint))
+    opts.check(dry_run=args.dry_run, verify=args.verify, checkpoint=args.checkpoint)
     if args.create and args.length is None:
         raise UsageError("--create needs --length: a new file has nothing to zero to its end")
     if args.checkpoint is not None and not args.checkpoint > 0:
@@ -103,167 +107,104 @@ def _check_args(args: argparse.Namespace) -> None:
         seen[key] = t
 
 
-def _checkpointer(args: argparse.Namespace, target: str, offset: int, total: int,
-                  bar: Callable[[int], None] | None) -> Callable[[int], None] | None:
-    """Progress callback that also prints a resume command every --checkpoint seconds.
+class _Target:
+    """One target of the command: its library job and, once run, its outcome."""
 
-    Progress is a contiguous prefix, so any printed offset is a safe place to resume from after
-    SIGKILL (the bytes before it are in the page cache or on the device, not necessarily durable).
-    A stderr that cannot be written loses the line, never the job.
-    """
-    if args.checkpoint is None:
-        return bar
-    every = float(args.checkpoint)
-    last = [time.monotonic()]
-
-    def report(done: int) -> None:
-        if bar is not None:
-            bar(done)
-        now = time.monotonic()
-        if now - last[0] >= every:
-            last[0] = now
-            say(f"largezero: checkpoint: {target}: zeroed {offset}..{offset + done}; "
-                f"resume with: {resume_command(args, target, offset + done, total - done)}")
-
-    return report
-
-
-class _Job:
-    """One target of the command: opened up front (so totals are known), then zeroed in its thread."""
-
-    def __init__(self, args: argparse.Namespace, target: str) -> None:
+    def __init__(self, args: argparse.Namespace, opts: ZeroOptions, target: str) -> None:
         self.args = args
+        self.opts = opts
         self.target = target
-        self.tgt: Target | None = None
-        self.created = False
-        self.total = 0
-        self.result: ZeroResult | LargezeroError = LargezeroError("not run")
-        self.checked: Any = None
+        self.job = ZeroJob(target, args.offset, args.length, options=opts, verify=args.verify,
+                           dry_run=args.dry_run)
+        self.outcome: JobResult | LargezeroError = LargezeroError("not run")
 
-    def open(self) -> None:
-        a = self.args
-        existed = os.path.lexists(self.target)
-        self.tgt = open_target(self.target, force=a.force, create=a.create)
-        self.created = a.create and not existed
-        # The bar and the resume command need the job's size up front.
-        self.total = check_range(self.tgt, a.offset, a.length, a.extend or self.created)
+    def open(self) -> bool:
+        return self._guard(self.job.open)
 
-    def zero(self, cancel: Cancel, bar: Callable[[int], None] | None) -> None:
-        a, tgt = self.args, self.tgt
-        assert tgt is not None
+    def run(self, cancel: Cancel, bar: Callable[[int], None] | None) -> None:
+        progress = self._checkpointer(bar)
+        self._guard(lambda: self.job.run(progress, cancel))
+
+    def _guard(self, step: Callable[[], object]) -> bool:
         try:
-            self.result = zero_range(
-                tgt, a.offset, self.total, method=a.method, direct=a.direct, unmap=a.unmap,
-                extend=a.extend or self.created, sync=a.sync, force=a.force, overwrite=a.overwrite,
-                backing=a.backing, large_page=a.large_page, call_size=a.call_size, iov_len=a.iov_size,
-                progress=_checkpointer(a, self.target, a.offset, self.total, bar), cancel=cancel)
-        except (UsageError, Unsupported) as err:
-            if self.created and os.path.getsize(tgt.path or self.target) == 0:
-                os.unlink(tgt.path or self.target)  # nothing was written: leave no trace of --create
-            self.result = err
-            return
+            got = step()
         except LargezeroError as err:
-            self.result = err
-            return
+            self.outcome = err
         except OSError as err:  # not turned into a LargezeroError below us: still one line
-            self.result = LargezeroError(f"{self.target}: {err.strerror or err}")
-            return
-        if self.created and a.sync:
-            # fdatasync made the data durable; the new directory entry needs its directory synced.
-            _fsync_dir(os.path.dirname(tgt.path or os.path.abspath(self.target)))
-        if a.json and isinstance(self.result, ZeroResult):
-            # The record of the job: what was zeroed, and on a device what the model predicted.
-            self.result.identity = tgt.identity()
-            if self.result.plan is not None:
-                self.result.predicted = predicted(self.result.plan, tgt, self.result.zero_buffer)
-        if a.verify:
-            self._verify(cancel)
+            self.outcome = LargezeroError(f"{self.target}: {err.strerror or err}")
+        else:
+            if isinstance(got, JobResult):
+                self.outcome = got
+            return True
+        self.job.close()
+        return False
 
-    def _verify(self, cancel: Cancel) -> None:
-        from .verify import verify_target
+    def _checkpointer(self, bar: Callable[[int], None] | None) -> Progress | None:
+        """Progress callback that also prints a resume command every --checkpoint seconds.
 
-        r = self.result
-        assert isinstance(r, ZeroResult)
-        try:
-            with opened(self.target, writable=False) as ro:
-                self.checked = verify_target(ro, r.offset, r.bytes_zeroed, direct=self.args.overwrite, cancel=cancel)
-        except LargezeroError as err:
-            self.result = err
+        Progress is a contiguous prefix, so any printed offset is a safe place to resume from after
+        SIGKILL (the bytes before it are in the page cache or on the device, not necessarily durable).
+        A stderr that cannot be written loses the line, never the job.
+        """
+        a = self.args
+        if a.checkpoint is None:
+            return bar
+        every, last = float(a.checkpoint), [time.monotonic()]
+        offset, total = a.offset, self.job.total
 
-    def close(self) -> None:
-        if self.tgt is not None:
-            self.tgt.close()
+        def report(done: int) -> None:
+            if bar is not None:
+                bar(done)
+            now = time.monotonic()
+            if now - last[0] >= every:
+                last[0] = now
+                say(f"largezero: checkpoint: {self.target}: zeroed {offset}..{offset + done}; resume with: "
+                    f"{self.resume(offset + done, total - done)}")
 
+        return report
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _dry_run(args: argparse.Namespace) -> int:
-    """Print each target's plan (and, on a block device, the model's prediction); write nothing."""
-    out: list[dict[str, object]] = []
-    for target in args.targets:
-        with opened(target, writable=False) as tgt:
-            length = check_range(tgt, args.offset, args.length, args.extend)
-            plan, buf, _ = plan_job(tgt, args.offset, length, method=args.method, direct=args.direct,
-                                    unmap=args.unmap, extend=args.extend, overwrite=args.overwrite,
-                                    backing=args.backing, large_page=args.large_page, call_size=args.call_size,
-                                    iov_len=args.iov_size)
-            if args.json:
-                entry: dict[str, object] = {"target": target, "dry_run": True, "plan": plan.to_dict(),
-                                            "zero_buffer": {"name": buf.name, "size": buf.size,
-                                                            "backing": buf.backing}}
-                pred = predicted(plan, tgt, buf if plan.method != "offload" else None)
-                if pred is not None:
-                    entry["predicted"] = pred
-                out.append(entry)
-            else:
-                print(describe_plan(plan, target))
-    if args.json:
-        print_json(out[0] if len(out) == 1 else out)
-    return EXIT_OK
+    def resume(self, stopped: int, remaining: int) -> str:
+        return resume_command(self.opts, self.target, stopped, remaining, verify=self.args.verify,
+                              checkpoint=self.args.checkpoint)
 
 
 def run(args: argparse.Namespace) -> int:
-    _check_args(args)
-    if args.dry_run:
-        return _dry_run(args)
+    opts = options_from(args)
+    _check_args(args, opts)
+    targets = [_Target(args, opts, t) for t in args.targets]
+    try:
+        ready = [t for t in targets if t.open()]
+        if args.dry_run:
+            for t in ready:
+                t.run(Flag(), None)
+        else:
+            _zero(args, ready)
+    finally:
+        for t in targets:
+            t.job.close()
+    return _report(args, targets)
+
+
+def _zero(args: argparse.Namespace, ready: list[_Target]) -> None:
     from .progress import progress_display
 
     cancel = Flag()
-    jobs = [_Job(args, t) for t in args.targets]
-    try:
-        for job in jobs:
-            try:
-                job.open()
-            except LargezeroError as err:
-                job.result = err
-                job.close()
-                job.tgt = None
-        ready = [j for j in jobs if j.tgt is not None]
-        with StopOnSignals(cancel), \
-                progress_display([(f"zeroing {j.target}", j.total) for j in ready], not args.json) as bars:
-            if len(ready) == 1:
-                # One target runs here: the handlers only set the flag, which the job polls at
-                # every call, so a thread would add nothing but its start-up.
-                ready[0].zero(cancel, bars[0] if bars else None)
-            else:
-                _zero_together(ready, cancel, bars)
-    finally:
-        for job in jobs:
-            job.close()
-    return _report(args, jobs)
+    with StopOnSignals(cancel), \
+            progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as bars:
+        if len(ready) == 1:
+            # One target runs here: the handlers only set the flag, which the job polls at
+            # every call, so a thread would add nothing but its start-up.
+            ready[0].run(cancel, bars[0] if bars else None)
+        else:
+            _zero_together(ready, cancel, bars)
 
 
-def _zero_together(jobs: list[_Job], cancel: Flag, bars: list[Callable[[int], None]] | None) -> None:
+def _zero_together(targets: list[_Target], cancel: Flag, bars: list[Callable[[int], None]] | None) -> None:
     """Several targets at once, one thread each (the writes drop the GIL)."""
     import threading
 
-    workers = [threading.Thread(target=j.zero, args=(cancel, bars[i] if bars else None)) for i, j in enumerate(jobs)]
+    workers = [threading.Thread(target=t.run, args=(cancel, bars[i] if bars else None))
+               for i, t in enumerate(targets)]
     for w in workers:
         w.start()
     for w in workers:
@@ -271,39 +212,48 @@ def _zero_together(jobs: list[_Job], cancel: Flag, bars: list[Callable[[int], No
             w.join(0.1)  # short joins keep the main thread responsive to signals
 
 
-def _report(args: argparse.Namespace, jobs: list[_Job]) -> int:
+def _report(args: argparse.Namespace, targets: list[_Target]) -> int:
     code = EXIT_OK
-    for job in jobs:
-        res, checked, target = job.result, job.checked, job.target
-        where = resolved(target)
-        shown = f"{target} -> {where}" if where else target
+    out: list[dict[str, object]] = []
+    for t in targets:
+        res = t.outcome
         if isinstance(res, LargezeroError):
-            say(f"largezero: {res}")
+            say(f"largezero: {res.cli_message()}")
             if isinstance(res, ZeroingError) and res.remaining is not None:
-                say(f"largezero: resume with: {resume_command(args, target, res.stopped_at, res.remaining)}")
+                say(f"largezero: resume with: {t.resume(res.stopped_at, res.remaining)}")
             code = _worst(code, res.exit_code)
+            out.append(error_json(t.target, res))
             continue
-        if checked is not None and not checked[0].ok:
-            v = checked[0]
+        out.append(res.to_json())
+        shown = f"{t.target} -> {res.resolved}" if res.resolved else t.target
+        v = res.verified
+        if v is not None and not v.ok:
             say(f"largezero: {shown}: verify failed: first non-zero byte at offset {v.first_nonzero} "
                 f"(0x{v.value or 0:02x}) in {v.offset}..{v.offset + v.length}")
             code = _worst(code, EXIT_VERIFY_MISMATCH)
-        if not args.json:
-            line = summary(res, args.verbose)
-            if where:
-                line = line.replace(f"{target}: ", f"{shown}: ", 1)
-            if checked is not None and checked[0].ok:
-                v = checked[0]
-                line += (f"; verified zero ({v.bytes_read} bytes read{' O_DIRECT' if v.direct else ''}, "
-                         f"{v.bytes_skipped} skipped as holes, {checked[1]:.3f} s)")
-            try:
-                print(line)
-            except BrokenPipeError:  # the reader went away: the job's status stands
-                pass
+        if args.json:
+            continue
+        if res.zeroed is None:
+            assert res.plan is not None
+            _print(describe_plan(res.plan, t.target))
+            continue
+        line = summary(res.zeroed, args.verbose)
+        if res.resolved:
+            line = line.replace(f"{res.zeroed.target}: ", f"{shown}: ", 1)
+        if v is not None and v.ok:
+            line += (f"; verified zero ({v.bytes_read} bytes read{' O_DIRECT' if v.direct else ''}, "
+                     f"{v.bytes_skipped} skipped as holes, {res.verify_seconds:.3f} s)")
+        _print(line)
     if args.json:
-        out = [result_dict(job.target, job.result, job.checked) for job in jobs]
         print_json(out[0] if len(out) == 1 else out)
     return code
+
+
+def _print(line: str) -> None:
+    try:
+        print(line)
+    except BrokenPipeError:  # the reader went away: the job's status stands
+        pass
 
 
 # When several targets fail differently, the exit code says the worst: interrupted, then a

@@ -2,53 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-
 from ..engine.plan import EdgeStep, OffloadStep, ZeroPlan
-from ..engine.zeroout import ZeroResult
-from ..errors import LargezeroError, ZeroingError
-from ..mm import ZeroBuffer
-from ..targets import BLOCK, Target
 from ..units import format_size
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
-    from typing import Any
+    from ..engine.options import ZeroOptions
+    from ..engine.zeroout import ZeroResult
 
 
-def resume_command(args: argparse.Namespace, target: str, stopped: int, remaining: int) -> str:
+def resume_command(opts: ZeroOptions, target: str, stopped: int, remaining: int, *, verify: bool = False,
+                   checkpoint: float | None = None) -> str:
     """The command that zeroes exactly what is left of the original range: [stopped, stopped + remaining).
 
     Both --offset and --length always, so a file that grew meanwhile keeps its new bytes; the
     target after ``--``, quoted, so a name like ``-x`` or one with spaces works as typed.
     """
-    argv = ["largezero", "zero", "-o", str(stopped), "-l", str(remaining)]
-    if args.method != "auto":
-        argv += ["-m", args.method]
-    for flag in ("direct", "unmap", "extend", "sync", "force", "verify", "overwrite"):
-        if getattr(args, flag, False):
-            argv.append(f"--{flag}")
-    if args.create and not args.extend:
-        argv.append("--extend")  # the file exists now, and may be shorter than the range
-    if args.backing != "auto":
-        argv += ["--backing", args.backing]
-    if args.large_page is False:
-        argv.append("--no-large-page")
-    if args.call_size is not None:
-        argv += ["--call-size", str(args.call_size)]
-    if args.iov_size is not None:
-        argv += ["--iov-size", str(args.iov_size)]
-    if args.checkpoint is not None:
-        argv += ["--checkpoint", f"{args.checkpoint:g}"]
+    argv = ["largezero", "zero", "-o", str(stopped), "-l", str(remaining), *opts.argv()]
+    if verify:
+        argv.append("--verify")
+    if checkpoint is not None:
+        argv += ["--checkpoint", f"{checkpoint:g}"]
     import shlex  # here: only a failure or a checkpoint prints a command
 
     return shlex.join([*argv, "--", target])
-
-
-def resolved(target: str) -> str | None:
-    """The path a symlink target resolves to (what is really opened), else None."""
-    return os.path.realpath(target) if os.path.islink(target) else None
 
 
 def summary(r: ZeroResult, verbose: bool) -> str:
@@ -92,45 +69,3 @@ def describe_plan(plan: ZeroPlan, target: str) -> str:
         lines.append("  if the offload is refused:")
         lines.extend("  " + line for line in describe_plan(plan.fallback, target).splitlines()[1:])
     return "\n".join(lines)
-
-
-def predicted(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
-    """The model's prediction for ``plan`` on a block device; None for a file."""
-    if tgt.kind != BLOCK or tgt.block_name is None:
-        return None
-    from ..model.limits import QueueLimits
-    from ..model.predict import predict_plan
-    from ..model.sources import make_source, source_for_buffer
-    from ..syscalls import BLKBSZGET, ioctl_int
-
-    try:
-        lim = QueueLimits.from_sysfs(tgt.block_name)
-        writeback_block = ioctl_int(tgt.fd, BLKBSZGET, "Q") & 0xFFFFFFFF  # an int in a size_t-sized slot
-    except (OSError, ValueError) as err:
-        return {"error": f"cannot read the device's limits: {err}"}
-    source = make_source("zero-page") if buf is None else \
-        source_for_buffer(buf.size, buf.backing, buf.contiguous_bytes)
-    if source is None:
-        return {"requests": None, "notes": [f"the layout of the {buf.backing if buf else ''} zero buffer "
-                                            "cannot be observed here (needs root)"]}
-    pred = predict_plan(plan, lim, source, writeback_block=writeback_block)
-    out = pred.to_dict()
-    return out if out is not None else {"requests": None, "notes": pred.notes}
-
-
-def result_dict(target: str, r: ZeroResult | LargezeroError, checked: Any) -> dict[str, object]:
-    if isinstance(r, LargezeroError):
-        out: dict[str, object] = {"target": target, "error": str(r), "exit_code": r.exit_code,
-                                  "bytes_zeroed": getattr(r, "bytes_zeroed", 0)}
-        if isinstance(r, ZeroingError):
-            out.update(stopped_at=r.stopped_at, maybe_until=r.maybe_until)
-    else:
-        out = r.to_dict()
-    where = resolved(target)
-    if where:
-        out["resolved"] = where
-    if checked is not None:
-        v, seconds = checked
-        out["verify"] = {"zero": v.ok, "first_nonzero": v.first_nonzero, "bytes_read": v.bytes_read,
-                         "bytes_skipped": v.bytes_skipped, "direct": v.direct, "seconds": round(seconds, 6)}
-    return out

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 
 from .._record import field, record
 from ..targets.facts import PAGE_SIZE, TargetFacts
+from .edges import cut
+from .options import ZeroOptions
 
 # fs/read_write.c: one read/write moves at most MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
 MAX_RW_COUNT = (2**31 - 1) & ~(PAGE_SIZE - 1)
@@ -30,8 +32,9 @@ except (ValueError, OSError):
     IOV_MAX = 1024  # UIO_MAXIOV
 
 FILE = "file"
+# The zero buffer writes come from unless told: LARGE_ZERO_PAGE, one PMD on x86-64.
+LARGE_BUFFER_SIZE = 2 << 20
 BLOCK = "block"
-METHODS = ("auto", "offload", "large", "page")
 # A call carries at most this much unless asked otherwise, so progress and Ctrl-C are seen at
 # least 4 times a second down to ~128 MiB/s, for a cost under 1% (docs/performance.md).
 DEFAULT_CALL_BYTES = 32 << 20
@@ -40,18 +43,6 @@ DEFAULT_CALL_BYTES = 32 << 20
 COPYING_DEVICE_IOV = 128 << 10
 # fallocate modes tried for a regular file's offload, in order.
 FILE_OFFLOAD = ("ZERO_RANGE", "WRITE_ZEROES")
-
-
-@record(frozen=True)
-class ZeroOptions:
-    method: str = "auto"
-    direct: bool | None = None  # None: buffered, except auto's fallback on a block device
-    unmap: bool = False
-    extend: bool = False
-    overwrite: bool = False  # every byte written with zeros, O_DIRECT, no offload, no unmap
-    call_size: int | None = None
-    iov_len: int | None = None  # the slice of the zero buffer each iovec points at
-    buffer_size: int = 2 << 20  # the zero buffer writes come from (LARGE_ZERO_PAGE or ZERO_PAGE)
 
 
 @record(frozen=True)
@@ -232,9 +223,8 @@ def offload_mechanisms(facts: TargetFacts, unmap: bool, extending: bool) -> tupl
     return usable, "offload: " + ", ".join(usable)
 
 
-def choose_iov_len(facts: TargetFacts, opts: ZeroOptions, direct: bool) -> tuple[int, str]:
-    """The slice of the zero buffer each iovec points at, and why."""
-    buf = opts.buffer_size
+def choose_iov_len(facts: TargetFacts, opts: ZeroOptions, direct: bool, buf: int) -> tuple[int, str]:
+    """The slice of the ``buf``-byte zero buffer each iovec points at, and why."""
     if opts.iov_len is not None:
         return min(opts.iov_len, buf), "iovec size given"
     if direct and facts.copies_data and buf > COPYING_DEVICE_IOV:
@@ -243,9 +233,9 @@ def choose_iov_len(facts: TargetFacts, opts: ZeroOptions, direct: bool) -> tuple
     return buf, f"iovec {buf >> 10} KiB: the whole zero buffer"
 
 
-def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions, method: str, direct: bool,
-                why: list[str]) -> ZeroPlan:
-    iov_len, reason = choose_iov_len(facts, opts, direct)
+def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions, buf: int, method: str,
+                direct: bool, why: list[str]) -> ZeroPlan:
+    iov_len, reason = choose_iov_len(facts, opts, direct, buf)
     why.append(reason)
     align = facts.dio_align if direct else 1
     call = opts.call_size or DEFAULT_CALL_BYTES
@@ -260,8 +250,7 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
     # Edges up to the page-cache granule go through the page cache: an O_DIRECT write never
     # shares a page with bytes outside the range, so no other writer's page is made stale.
     granule = max(facts.dio_align, facts.cache_granule)
-    head_end = min(end, _round_up(offset, granule))
-    tail_start = max(head_end, end - end % granule)
+    head_end, tail_start = cut(offset, end, granule)
     out: list[Step] = []
     if head_end > offset:
         out.append(EdgeStep(offset, head_end - offset))
@@ -296,9 +285,11 @@ def writes_direct(kind: str, method: str, direct: bool | None, overwrite: bool) 
     return overwrite or bool(direct) or (direct is None and method == "auto" and kind == BLOCK)
 
 
-def plan_zero_range(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions) -> ZeroPlan:
+def plan_zero_range(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions, *,
+                    buffer_size: int = LARGE_BUFFER_SIZE) -> ZeroPlan:
     """The steps that zero [offset, offset+length) of the target described by ``facts``.
 
+    ``buffer_size``: the zero buffer the writes come from (LARGE_ZERO_PAGE, or ZERO_PAGE).
     ``auto``: offload where it applies, with the write plan as its fallback; where no offload
     applies (a device without write-zeroes), the write plan itself, O_DIRECT on a block device.
     ``overwrite``: zeros written over every byte with O_DIRECT, never offload or unmap.
@@ -308,9 +299,9 @@ def plan_zero_range(facts: TargetFacts, offset: int, length: int, opts: ZeroOpti
     direct = writes_direct(facts.kind, method, opts.direct, opts.overwrite)
     if opts.overwrite:
         why.append("overwrite: every byte written with zeros, O_DIRECT")
-        return _write_plan(facts, offset, length, opts, "page" if method == "page" else "large", True, why)
+        return _write_plan(facts, offset, length, opts, buffer_size, "page" if method == "page" else "large", True, why)
     if method in ("large", "page"):
-        return _write_plan(facts, offset, length, opts, method, direct, why)
+        return _write_plan(facts, offset, length, opts, buffer_size, method, direct, why)
     extending = opts.extend and offset + length > facts.size
     mechanisms, reason = offload_mechanisms(facts, opts.unmap, extending)
     why.append(reason)
@@ -318,10 +309,10 @@ def plan_zero_range(facts: TargetFacts, offset: int, length: int, opts: ZeroOpti
         if method == "offload":
             return ZeroPlan(offset, length, "offload", False, 0, 0, (), why=tuple(why))
         why.append("fallback: large writes" + (", O_DIRECT" if direct else ""))
-        return _write_plan(facts, offset, length, opts, "large", direct, why)
+        return _write_plan(facts, offset, length, opts, buffer_size, "large", direct, why)
     plan = _offload_plan(facts, offset, length, mechanisms, why)
     if method == "offload":
         return plan
-    fallback = _write_plan(facts, offset, length, opts, "large", direct,
+    fallback = _write_plan(facts, offset, length, opts, buffer_size, "large", direct,
                            ["fallback when the offload is refused: large writes" + (", O_DIRECT" if direct else "")])
     return ZeroPlan(plan.offset, plan.length, plan.method, plan.direct, 0, 0, plan.steps, fallback, plan.why)

@@ -13,25 +13,21 @@ import os
 import time
 
 from .._record import field, record
-from ..errors import TargetError, Unsupported, UsageError, ZeroingError
+from ..errors import TargetError, Unsupported, UsageError, ZeroingError, option
 from ..mm import ZeroBuffer, zero_buffer_for, zero_page
 from ..targets import BLOCK, Target, open_target
 from ..targets.facts import TargetFacts, facts_of
 from ..units import MAX_SIZE
 from .execute import Execution
-from .options import check_exclusive, given_options
-from .plan import METHODS, EdgeStep, ZeroOptions, ZeroPlan, plan_zero_range, writes_direct
+from .options import ZeroOptions
+from .plan import EdgeStep, ZeroPlan, plan_zero_range, writes_direct
 from .writeloop import Job, Progress, fdatasync
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from ..cancel import Cancel
-    from ..targets.diskstat import DiskStat
 
-BACKINGS = ("auto", "huge-zero-folio", "zero-page", "allocated")
-
-__all__ = ["BACKINGS", "METHODS", "ZeroResult", "check_range", "offload_mechanisms", "plan_job",
-           "zero_range"]
+__all__ = ["ZeroResult", "check_range", "offload_mechanisms", "plan_job", "zero_range"]
 
 
 @record
@@ -54,9 +50,6 @@ class ZeroResult:
     medium_overwritten: bool | None = None
     medium_note: str = ""
     device: str | None = None  # kernel name of the block device, for /sys/block/<dev>/stat
-    measured: DiskStat | None = None  # write counters of the device around the job
-    identity: dict[str, object] | None = None  # the target's identity, for an erasure record (CLI --json)
-    predicted: dict[str, object] | None = None  # the model's figures for ``plan`` (filled by the caller)
 
     def to_dict(self) -> dict[str, object]:
         buf = self.zero_buffer
@@ -82,14 +75,6 @@ class ZeroResult:
             "seconds": round(self.seconds, 6),
             "synced": self.synced,
         }
-        if self.identity is not None:
-            out["identity"] = self.identity
-        if self.predicted is not None:
-            out["predicted"] = self.predicted
-        if self.measured is not None:
-            m = self.measured
-            out["measured"] = {"requests": m.write_ios, "merges": m.write_merges, "sectors": m.write_sectors,
-                               "device": self.device, "note": "device-wide write counters around the job"}
         return out
 
 
@@ -109,41 +94,37 @@ def check_range(tgt: Target, offset: int, length: int | None, extend: bool) -> i
             raise UsageError(f"range ends at byte {end}, past the end of {tgt.name} ({tgt.size} bytes)")
         if not extend:
             raise UsageError(f"range ends at byte {end}, past the end of {tgt.name} ({tgt.size} bytes); "
-                             "use --extend to grow the file")
+                             f"use {option('extend')} to grow the file")
         tgt.check_range(offset, length)  # growing past what the filesystem allows: refused up front
     return length
 
 
-def choose_zero_buffer(method: str, direct: bool, backing: str = "auto",
-                       large_page: bool | None = None) -> ZeroBuffer:
+def choose_zero_buffer(opts: ZeroOptions, direct: bool) -> ZeroBuffer:
     """ZERO_PAGE for ``page``; else the largest zero buffer, its backing chosen by I/O mode."""
-    if method == "page":
+    if opts.method == "page":
         return zero_page()
-    return zero_buffer_for(direct, backing, enabled=large_page)
+    return zero_buffer_for(direct, opts.backing, enabled=opts.large_page)
 
 
-def plan_job(tgt: Target, offset: int, length: int, *, method: str = "auto", direct: bool | None = None,
-             unmap: bool = False, extend: bool = False, overwrite: bool = False, backing: str = "auto",
-             large_page: bool | None = None, call_size: int | None = None, iov_len: int | None = None,
-             ) -> tuple[ZeroPlan, ZeroBuffer, TargetFacts]:
+def plan_job(tgt: Target, offset: int, length: int, opts: ZeroOptions) -> tuple[ZeroPlan, ZeroBuffer, TargetFacts]:
     """The plan for this job on this target, the zero buffer its writes use, and the facts it came from."""
-    direct_writes = writes_direct(tgt.kind, method, direct, overwrite)
+    direct_writes = writes_direct(tgt.kind, opts.method, opts.direct, opts.overwrite)
     if direct_writes and not tgt.dio_offset_align:
         raise TargetError(f"{tgt.name}: direct I/O is not supported here")
-    buf = choose_zero_buffer(method, direct_writes, backing, large_page)
+    buf = choose_zero_buffer(opts, direct_writes)
     if direct_writes and buf.address % max(tgt.dio_mem_align, 1):
         raise UsageError(f"{tgt.name}: zero buffer is not aligned to the {tgt.dio_mem_align}-byte DIO alignment")
-    if direct_writes and call_size is not None and call_size < tgt.dio_align:
-        raise UsageError(f"{tgt.name}: call size {call_size} is below the {tgt.dio_align}-byte direct I/O alignment")
-    if iov_len is not None and direct_writes and iov_len % tgt.dio_align:
-        raise UsageError(f"{tgt.name}: iovec size {iov_len} is not a multiple of the {tgt.dio_align}-byte "
+    if direct_writes and opts.call_size is not None and opts.call_size < tgt.dio_align:
+        raise UsageError(f"{tgt.name}: call size {opts.call_size} is below the {tgt.dio_align}-byte direct I/O "
+                         "alignment")
+    if opts.iov_len is not None and direct_writes and opts.iov_len % tgt.dio_align:
+        raise UsageError(f"{tgt.name}: iovec size {opts.iov_len} is not a multiple of the {tgt.dio_align}-byte "
                          "direct I/O alignment")
     facts = facts_of(tgt)
-    if overwrite and facts.copy_on_write:
-        raise Unsupported(f"{tgt.name}: --overwrite cannot overwrite in place here ({facts.copy_on_write}): "
-                          "new blocks would be written and the old ones left on the medium")
-    opts = ZeroOptions(method, direct, unmap, extend, overwrite, call_size, iov_len, buf.size)
-    return plan_zero_range(facts, offset, length, opts), buf, facts
+    if opts.overwrite and facts.copy_on_write:
+        raise Unsupported(f"{tgt.name}: {option('overwrite')} cannot overwrite in place here "
+                          f"({facts.copy_on_write}): new blocks would be written and the old ones left on the medium")
+    return plan_zero_range(facts, offset, length, opts, buffer_size=buf.size), buf, facts
 
 
 def offload_mechanisms(tgt: Target, unmap: bool, extending: bool) -> tuple[tuple[str, ...], str | None]:
@@ -158,68 +139,48 @@ def zero_range(
     target: str | os.PathLike[str] | int | Target,
     offset: int = 0,
     length: int | None = None,
+    options: ZeroOptions | None = None,
     *,
-    method: str = "auto",
-    direct: bool | None = None,
-    unmap: bool = False,
-    extend: bool = False,
-    sync: bool = False,
-    force: bool = False,
-    overwrite: bool = False,
-    backing: str = "auto",
-    large_page: bool | None = None,
-    call_size: int | None = None,
-    iov_len: int | None = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> ZeroResult:
     """Zero [offset, offset+length) of a regular file or block device; never a byte outside it.
 
-    ``method``: ``auto`` (offload where real, else ``large``), ``offload`` (offload only, like
+    ``options`` (:class:`ZeroOptions`, default ``largezero zero``'s defaults): ``method``
+    ``auto`` (offload where real, else ``large``), ``offload`` (offload only, like
     BLKDEV_ZERO_NOFALLBACK; raises Unsupported with nothing written), ``large`` (pwritev from
-    the largest zero buffer) or ``page`` (pwritev from the 4 KiB ZERO_PAGE, the pre-RFC way).
-    ``direct``: O_DIRECT writes (with ``auto``: for the write fallback); None means buffered,
-    except ``auto`` on a block device. ``overwrite``: zeros written over every byte with
-    O_DIRECT, no offload, no unmap (refused where the filesystem cannot overwrite in place).
-    ``length`` None zeroes to the end of the target. Raises ZeroingError (with the exact
-    zeroed prefix) on I/O errors and Interrupted when ``cancel`` is set.
+    the largest zero buffer) or ``page`` (pwritev from the 4 KiB ZERO_PAGE, the pre-RFC way);
+    ``direct``: O_DIRECT writes (with ``auto``: for the write fallback); ``overwrite``: zeros
+    written over every byte with O_DIRECT, no offload, no unmap. ``length`` None zeroes to the
+    end of the target. Raises ZeroingError (with the exact zeroed prefix) on I/O errors and
+    Interrupted when ``cancel`` is set. ``progress`` is called with the bytes done so far.
     """
-    if method not in METHODS:
-        raise UsageError(f"unknown method '{method}' (expected one of {', '.join(METHODS)})")
-    if backing not in BACKINGS:
-        raise UsageError(f"unknown zero buffer backing '{backing}' (expected one of {', '.join(BACKINGS)})")
-    if (call_size is not None and call_size <= 0) or (iov_len is not None and iov_len <= 0):
-        raise UsageError("call size and iovec size must be positive")
-    check_exclusive(given_options(method, direct=direct, backing=backing, large_page=large_page,
-                                  call_size=call_size, iov_len=iov_len, overwrite=overwrite, unmap=unmap))
+    opts = options or ZeroOptions()
+    opts.check()
     started = time.perf_counter()
-    tgt = target if isinstance(target, Target) else open_target(target, force=force)
+    created = opts.create and not isinstance(target, (Target, int)) and not os.path.lexists(target)
+    tgt = target if isinstance(target, Target) else open_target(target, force=opts.force, create=opts.create)
     try:
         if not tgt.writable:
             raise UsageError(f"{tgt.name}: not open for writing")
+        extend = opts.extend or created  # a file created here has nothing to keep the size of
         length = check_range(tgt, offset, length, extend)
-        plan, buf, facts = plan_job(tgt, offset, length, method=method, direct=direct, unmap=unmap, extend=extend,
-                                    overwrite=overwrite, backing=backing, large_page=large_page,
-                                    call_size=call_size, iov_len=iov_len)
+        plan, buf, facts = plan_job(tgt, offset, length, opts)
         result = ZeroResult(tgt.name, tgt.kind, plan.method, "", plan.direct, offset, length, plan=plan,
                             device=tgt.block_name)
-        if method == "auto" and plan.method != "offload":
+        if opts.method == "auto" and plan.method != "offload":
             result.fallback.append(plan.why[0])  # why no offload applied
         job = Job(tgt.name, offset, length, method=plan.method, progress=progress, cancel=cancel)
-        before = _stat(result.device)
         try:
             if length:
                 _run(tgt, plan, buf, job, result, extend)
-            if sync:
+            if opts.sync:
                 _sync(tgt, job, result)
         finally:
             result.bytes_zeroed, result.calls, result.iovecs = job.bytes_done, job.calls, job.iovecs
-        after = _stat(result.device)
-        if before is not None and after is not None:
-            result.measured = after - before
-        if direct and not result.direct:
-            result.fallback.append("--direct applies to the write fallback; the offload did the job")
-        result.medium_overwritten, result.medium_note = _medium(result, facts, sync)
+        if opts.direct and not result.direct:
+            result.fallback.append("direct I/O applies to the write fallback; the offload did the job")
+        result.medium_overwritten, result.medium_note = _medium(result, facts, opts.sync)
         result.seconds = time.perf_counter() - started
         return result
     finally:
@@ -248,17 +209,6 @@ def _run(tgt: Target, plan: ZeroPlan, buf: ZeroBuffer, job: Job, result: ZeroRes
     result.fallback.extend(run.notes)
     if plan.method == "large" and buf.name != "LARGE_ZERO_PAGE":
         result.fallback.append(f"LARGE_ZERO_PAGE unavailable: {buf.reason}; using ZERO_PAGE")
-
-
-def _stat(device: str | None) -> DiskStat | None:
-    if device is None:
-        return None
-    from ..targets.diskstat import read_stat  # block devices only
-
-    try:
-        return read_stat(device)
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _medium(r: ZeroResult, facts: TargetFacts, synced: bool) -> tuple[bool | None, str]:

@@ -2,17 +2,16 @@
 
 ``memory`` (aligned buffers), ``locks`` (range locks), ``mapping`` (holes, unwritten
 extents), ``pieces`` (what goes O_DIRECT, what through the page cache), ``writer``
-(DirectWriter), ``result`` (WriteResult and the error type).
+(DirectWriter), ``result`` (WriteResult; errors are ZeroingError).
 """
 
 from .memory import DEFAULT_BOUNCE_SIZE, aligned_buffer
 from .pieces import iomap_dio_zero, plan_pieces
-from .result import DirectWriteError, WriteResult
+from .result import WriteResult
 from .writer import DirectWriter, write_direct
 
 __all__ = [
     "DEFAULT_BOUNCE_SIZE",
-    "DirectWriteError",
     "DirectWriter",
     "WriteResult",
     "aligned_buffer",

@@ -19,6 +19,7 @@ file's filesystem block when larger)):
 from __future__ import annotations
 
 from .._record import record
+from ..engine.edges import cut
 from ..mm import ZeroBuffer
 
 ZERO, DATA, CACHE = "zero", "data", "cache"
@@ -70,8 +71,8 @@ def plan_pieces(offset: int, end: int, granule: int, *, pad_from: int | None = N
             pieces.append(Piece(a, b, kind))
 
     add(pad_from, round_down(offset, g), ZERO)
-    a, b = round_up(offset, g), round_down(end, g)
-    if not direct or a >= b:
+    a, b = cut(offset, end, g)  # the engine's cut: the zeroing plan's edges are the same
+    if not direct or a == b:
         add(offset, end, CACHE)  # no whole granule inside: every byte goes through the page cache
     else:
         add(offset, a, CACHE)

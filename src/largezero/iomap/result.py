@@ -1,9 +1,8 @@
-"""What a direct write did (``WriteResult``), how each edge was handled, and its error type."""
+"""What a direct write did (``WriteResult``) and how each edge was handled; errors are ZeroingError."""
 
 from __future__ import annotations
 
 from .._record import field, record
-from ..errors import ZeroingError
 from ..mm import ZeroBuffer
 
 # How the partial granule at each end of a write was handled.
@@ -11,8 +10,6 @@ ALIGNED = "aligned"  # the write starts (ends) on a page-cache granule: nothing 
 CACHED = "cache"  # the caller's bytes of the partial granule went through the page cache
 ZEROED = "zero"  # explicit large block over a hole / unwritten extent: padded from the zero buffer
 
-# The one error type of every write job (block.writeloop.Job.fail); the old name stays public.
-DirectWriteError = ZeroingError
 
 
 @record
@@ -33,8 +30,6 @@ class WriteResult:
     tail: str = ALIGNED
     pad_bytes: int = 0  # zeros written outside the range (explicit large blocks over holes only)
     zero_pad_bytes: int = 0  # the part of pad_bytes taken straight from the zero buffer (all of it)
-    rmw_bytes_read: int = 0  # always 0: no user-space read-modify-write; kept for the API
-    reads: int = 0  # always 0, likewise
     calls: int = 0  # write calls (pwritev for O_DIRECT, pwrite for page-cache edges)
     iovecs: int = 0
     bounce_bytes: int = 0  # caller bytes copied through the aligned bounce buffer
@@ -58,7 +53,7 @@ class WriteResult:
                 self.head = other.head
             self.span_offset, self.span_length = lo, hi - lo
             self.tail = other.tail
-        for name in ("pad_bytes", "zero_pad_bytes", "rmw_bytes_read", "reads", "calls", "iovecs", "bounce_bytes",
+        for name in ("pad_bytes", "zero_pad_bytes", "calls", "iovecs", "bounce_bytes",
                      "cache_bytes", "syncs", "map_calls", "writes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.granule = self.granule or other.granule
@@ -68,8 +63,8 @@ class WriteResult:
         buf = self.zero_buffer
         out: dict[str, object] = {name: getattr(self, name) for name in (
             "target", "kind", "direct", "offset", "length", "bytes_written", "block_size", "align", "granule",
-            "span_offset", "span_length", "head", "tail", "pad_bytes", "zero_pad_bytes", "rmw_bytes_read",
-            "reads", "calls", "iovecs", "bounce_bytes", "cache_bytes", "syncs", "map_calls", "writes")}
+            "span_offset", "span_length", "head", "tail", "pad_bytes", "zero_pad_bytes", "calls", "iovecs",
+            "bounce_bytes", "cache_bytes", "syncs", "map_calls", "writes")}
         out["zero_buffer"] = None if buf is None else {"name": buf.name, "size": buf.size, "backing": buf.backing}
         out["seconds"] = round(self.seconds, 6)
         return out

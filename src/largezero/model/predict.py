@@ -13,7 +13,8 @@ Each step is priced by the rule of the kernel path it takes::
 from __future__ import annotations
 
 from .._record import field, record
-from ..engine.plan import BLOCK, EdgeStep, OffloadStep, ZeroOptions, ZeroPlan, plan_zero_range
+from ..engine.options import ZeroOptions
+from ..engine.plan import BLOCK, EdgeStep, OffloadStep, ZeroPlan, plan_zero_range
 from ..kconfig import persistent_huge_zero_folio
 from ..targets.facts import TargetFacts
 from .limits import SECTOR_SIZE, QueueLimits
@@ -87,9 +88,8 @@ def model_plan_direct(lim: QueueLimits, length: int, source: ZeroSource, offset:
     granule = max(source.page_size, lim.logical_block_size)
     facts = TargetFacts("model", BLOCK, offset + length, lim.logical_block_size, lim.dio_align, granule,
                         copies_data=copies_data)
-    opts = ZeroOptions("page" if source.same_page else "large", True, call_size=call_size,
-                       buffer_size=source.buffer_size)
-    plan = plan_zero_range(facts, offset, length, opts)
+    opts = ZeroOptions("page" if source.same_page else "large", True, call_size=call_size)
+    plan = plan_zero_range(facts, offset, length, opts, buffer_size=source.buffer_size)
     # A block device's page cache uses page-sized buffer heads when its size allows (set_init_blocksize).
     pred = predict_plan(plan, lim, source, writeback_block=granule)
     edges = any(isinstance(s, EdgeStep) for s in plan.steps)

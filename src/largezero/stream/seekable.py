@@ -42,9 +42,11 @@ class SeekableSink(Sink):
     def zero_in_place(self, offset: int, n: int) -> None:
         """The zeroing engine on [offset, offset+n) of the output."""
         # Imported here: a stream into a pipe or socket never loads the engine (faster start).
+        from ..engine.options import ZeroOptions
         from ..engine.zeroout import zero_range
 
-        r = zero_range(self.fd, offset, n, method="auto", extend=True, cancel=self.cancel, force=True)
+        r = zero_range(self.fd, offset, n,
+                options=ZeroOptions(method="auto", extend=True, force=True), cancel=self.cancel)
         self.result.record(r.mechanism or "zero_range", n, zeros=True, calls=max(r.calls, 1))
         for why in r.fallback:
             self.result.note(f"zero_range: {why}")

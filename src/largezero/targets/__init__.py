@@ -13,7 +13,14 @@ import os
 import stat
 
 from .._record import field, record
-from ..errors import TargetError, UsageError
+from ..errors import (
+    TargetError,
+    TargetIsADirectory,
+    TargetNotFound,
+    TargetPermissionError,
+    UsageError,
+    option,
+)
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
 from .fsinfo import max_file_size as _max_file_size
 from .fsinfo import pseudo_filesystem
@@ -247,17 +254,19 @@ def open_target(
     writable: bool = True,
     force: bool = False,
     create: bool = False,
+    force_signatures: bool = False,
 ) -> Target:
     """Open a regular file or block device for zeroing.
 
     Opened for writing and without ``force``, a target in use is refused (TargetError, exit 2,
     nothing written), whether given by path or by fd: see ``Target.in_use()``; a device is
-    opened O_EXCL, as blkdiscard does, and one with any libblkid signature is refused too.
+    opened O_EXCL, as blkdiscard does, and one with any libblkid signature is refused too
+    (``force_signatures`` lifts that refusal alone: a device in use is still refused).
     Files on pseudo-filesystems are refused always. A file is never created unless ``create``.
     """
     if isinstance(target, int):
-        tgt = _from_fd(target, str(target), None, owns_fd=False, force=force)
-        _refuse_if_unsafe(tgt, writable=writable and tgt.writable, force=force)
+        tgt = _from_fd(target, str(target), None, owns_fd=False)
+        _refuse_if_unsafe(tgt, writable=writable and tgt.writable, force=force, force_signatures=force_signatures)
         return tgt
     name = os.fspath(target)
     if not name:
@@ -267,16 +276,18 @@ def open_target(
         st = os.stat(path)
     except FileNotFoundError:
         if not create:
-            hint = "" if path.startswith("/dev/") else " (use --create to create a file)"
-            raise TargetError(f"{name}: no such file or directory{hint}") from None
+            hint = "" if path.startswith("/dev/") else f" (use {option('create')} to create a file)"
+            raise TargetNotFound(f"{name}: no such file or directory{hint}", errno=errno.ENOENT,
+                                 filename=name) from None
         if path.startswith("/dev/"):
             # The classic typo: /dev/sdx instead of /dev/sdb would make a file in devtmpfs.
-            raise TargetError(f"{name}: no such device; refusing to create a regular file under /dev") from None
+            raise TargetNotFound(f"{name}: no such device; refusing to create a regular file under /dev",
+                                 errno=errno.ENOENT, filename=name) from None
         st = None
     except OSError as err:
-        raise TargetError(f"{name}: {err.strerror}") from None
+        raise _os_error(name, err) from None
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise TargetError(f"{name}: is a directory")
+        raise TargetIsADirectory(f"{name}: is a directory", errno=errno.EISDIR, filename=name)
     if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
         raise TargetError(f"{name}: not a regular file or block device")
     is_block = st is not None and stat.S_ISBLK(st.st_mode)
@@ -302,19 +313,28 @@ def open_target(
             why = device_in_use(st.st_rdev, probe_exclusive=True, path=path) or "opened exclusively by another program"
             raise TargetError(_in_use_message(name, True, why)) from None
         if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise TargetError(f"{name}: cannot open for writing: {err.strerror}") from None
+            mode = "writing" if writable else "reading"
+            raise _os_error(name, err, f"{name}: cannot open for {mode}: {err.strerror}") from None
         if err.errno == errno.ETXTBSY:
             raise TargetError(f"{name}: is in use (text file busy: an active swapfile or a running program)") from None
-        raise TargetError(f"{name}: {err.strerror}") from None
+        raise _os_error(name, err) from None
     try:
-        tgt = _from_fd(fd, name, path, owns_fd=True, force=force)
+        tgt = _from_fd(fd, name, path, owns_fd=True)
         tgt.exclusive = exclusive
         # A new file cannot be in use; an existing one was checked above, by path.
-        _refuse_if_unsafe(tgt, writable=writable, force=force, checked_in_use=True)
+        _refuse_if_unsafe(tgt, writable=writable, force=force, checked_in_use=True,
+                          force_signatures=force_signatures)
         return tgt
     except BaseException:
         os.close(fd)
         raise
+
+
+def _os_error(name: str, err: OSError, message: str | None = None) -> TargetError:
+    """The system's refusal as a TargetError that is also the matching OSError subclass."""
+    kind = {errno.ENOENT: TargetNotFound, errno.EACCES: TargetPermissionError, errno.EPERM: TargetPermissionError,
+            errno.EISDIR: TargetIsADirectory}.get(err.errno or 0, TargetError)
+    return kind(message or f"{name}: {err.strerror}", errno=err.errno, filename=name)
 
 
 def _in_use_message(name: str, is_block: bool, why: str) -> str:
@@ -325,13 +345,14 @@ def _in_use_message(name: str, is_block: bool, why: str) -> str:
         except OSError:
             pass
     if is_block:
-        return f"{name}: device is in use ({why}); use --force to override"
+        return f"{name}: device is in use ({why}); use {option('force')} to override"
     if "pseudo-filesystem" in why:
         return f"{name}: {why}"
-    return f"{name} {why}: zeroing it would destroy that; use --force to override"
+    return f"{name} {why}: zeroing it would destroy that; use {option('force')} to override"
 
 
-def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_use: bool = False) -> None:
+def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_use: bool = False,
+                      force_signatures: bool = False) -> None:
     """The refusals that need the open target (see docs/reliability.md, "Refusals")."""
     if tgt.kind == FILE:
         pseudo = pseudo_filesystem(fd=tgt.fd)
@@ -351,10 +372,15 @@ def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_us
         why = tgt.in_use()
         if why:
             raise TargetError(_in_use_message(tgt.name, tgt.kind == BLOCK, why))
-    if tgt.kind == BLOCK:
+    if tgt.kind == BLOCK and not force_signatures:
         found = probe_signature(tgt)
         if found:
-            raise TargetError(f"{tgt.name}: device carries {found}; use --force to zero it anyway")
+            raise TargetError(f"{tgt.name}: device carries {found}; use {option('force')} to zero it anyway")
+
+
+def refuse_as_writer(tgt: Target, *, force: bool = False, force_signatures: bool = False) -> None:
+    """Refuse a target opened read-only (a dry run) for what would refuse it opened for writing."""
+    _refuse_if_unsafe(tgt, writable=True, force=force, force_signatures=force_signatures)
 
 
 def probe_signature(tgt: Target) -> str | None:
@@ -365,7 +391,7 @@ def probe_signature(tgt: Target) -> str | None:
     return describe_signatures(found) if found else None
 
 
-def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool, force: bool) -> Target:
+def _from_fd(fd: int, name: str, path: str | None, *, owns_fd: bool) -> Target:
     try:
         st = os.fstat(fd)
     except OSError as err:
@@ -415,4 +441,5 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature"]
+__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature",
+           "refuse_as_writer"]

@@ -33,6 +33,7 @@ class Signature:
     offset: int | None  # of the magic, in bytes from the start of the device; None when unknown
     kind: str  # "filesystem" (any superblock: also RAID, LVM, LUKS, swap) or "partition table"
     usage: str | None = None  # libblkid's USAGE: filesystem, raid, crypto, other
+    size: int | None = None  # bytes of the magic string at ``offset`` (what wipefs erases); None when unknown
 
     def describe(self) -> str:
         """Like wipefs: 'an ext4 signature at offset 0x438', 'a dos partition table at offset 0x1fe'."""
@@ -42,7 +43,7 @@ class Signature:
         return f"{article} {self.type} {noun}{where}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"type": self.type, "offset": self.offset, "kind": self.kind, "usage": self.usage}
+        return {"type": self.type, "offset": self.offset, "kind": self.kind, "usage": self.usage, "size": self.size}
 
 
 class BlkidUnavailable(OSError):
@@ -91,6 +92,15 @@ def _value(lib: ctypes.CDLL, pr: int, name: str) -> str | None:
     return raw.decode("utf-8", "replace") if raw is not None else None
 
 
+def _length(lib: ctypes.CDLL, pr: int, name: str) -> int | None:
+    """The length of a binary value (a magic string may hold NUL bytes, so not from _value)."""
+    data = ctypes.c_char_p()
+    size = ctypes.c_size_t()
+    if lib.blkid_probe_lookup_value(pr, name.encode(), ctypes.byref(data), ctypes.byref(size)) != 0:
+        return None
+    return size.value or None
+
+
 def _int(text: str | None) -> int | None:
     try:
         return int(text, 10) if text is not None else None
@@ -120,11 +130,12 @@ def _probe_library(lib: ctypes.CDLL, fd: int, size: int) -> list[Signature]:
             fstype = _value(lib, pr, "TYPE")
             if fstype:
                 found.append(Signature(fstype, _int(_value(lib, pr, "SBMAGIC_OFFSET")), "filesystem",
-                                       _value(lib, pr, "USAGE")))
+                                       _value(lib, pr, "USAGE"), _length(lib, pr, "SBMAGIC")))
                 continue
             pttype = _value(lib, pr, "PTTYPE")
             if pttype:
-                found.append(Signature(pttype, _int(_value(lib, pr, "PTMAGIC_OFFSET")), "partition table"))
+                found.append(Signature(pttype, _int(_value(lib, pr, "PTMAGIC_OFFSET")), "partition table",
+                                       size=_length(lib, pr, "PTMAGIC")))
         return found
     finally:
         lib.blkid_free_probe(pr)
