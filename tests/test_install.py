@@ -114,7 +114,7 @@ ZSH_DRIVER = r"""
 zmodload zsh/zpty
 zpty z zsh -f -i
 zpty -w z "PROMPT=; RPROMPT=; fpath=(${(q)1} \$fpath); autoload -Uz compinit; compinit -u -D; cd ${(q)2}"
-zpty -w z 'compadd () { local -a hits; builtin compadd -O hits "$@"; print -rl -- $hits >> offered; builtin compadd "$@" }'
+zpty -w z 'compadd () { local -a hits; builtin compadd -O hits "$@"; print -rl -- $hits >> hits; builtin compadd "$@" }'
 zpty -w z 'print RE""ADY'
 zpty -r z line '*READY*'
 zpty -wn z "$3"$'\t'
@@ -129,7 +129,7 @@ def zsh_complete(function_dir: str, line: str, cwd: str) -> set[str]:
     zsh = shutil.which("zsh")
     if zsh is None:
         pytest.skip("zsh is not installed")
-    offered = os.path.join(cwd, "offered")
+    offered = os.path.join(cwd, "hits")
     if os.path.exists(offered):
         os.unlink(offered)
     subprocess.run([zsh, "-f", "-c", ZSH_DRIVER, "zsh", function_dir, cwd, line], check=True, timeout=60,
