@@ -41,8 +41,9 @@ PROBE_CHECK = 16 << 20
 QUICK_SIZE = 16 << 20
 QUICK_CACHE = ("cold",)
 QUICK_TARGETS = ("file", "tmpfs", "loop-nowz")
-QUICK_CONTENDERS = ("lz-auto", "lz-large-buffered", "lz-large-direct", "lz-page-direct", "dd-2m-buffered",
-                    "dd-2m-direct", "fallocate-z", "blkdiscard-z", "pg-buffered", "limit-direct")
+QUICK_CONTENDERS = tuple(f"{key}$" for key in (  # $: that key only, not the [backing] variants
+    "lz-auto", "lz-large-buffered", "lz-large-direct", "lz-page-direct", "dd-2m-buffered", "dd-2m-direct",
+    "fallocate-z", "blkdiscard-z", "pg-buffered", "limit-direct"))
 QUICK_PROBE = 1 << 30
 Progress = Callable[[str], None]
 

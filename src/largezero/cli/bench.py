@@ -59,8 +59,8 @@ def register(sub: Any) -> None:
                    help=f"page-cache states, comma-separated: {', '.join(CACHE_CHOICES)} or all "
                    "(default cold,warm; cold with --quick)")
     p.add_argument("-c", "--contender", action="append", metavar="KEY",
-                   help="only these contenders (key or key prefix, e.g. lz-large, dd-; repeatable; "
-                   "default all, the headline ones with --quick)")
+                   help="only these contenders (key prefix, e.g. lz-large, dd-, or KEY$ for that one "
+                   "only; repeatable; default all, the headline ones with --quick)")
     p.add_argument("--dir", default=None, help="where files and loop images are created (default: $TMPDIR)")
     p.add_argument("--probe-size", type=size_arg("probe size"), default=None,
                    help=f"length of the peak-RSS probe job (default {format_size(PROBE_SIZE)}, "
