@@ -6,10 +6,18 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 from largezero.scratch import fill_pattern, is_root, loop_device, make_image, memfs_loop, memfs_mount
 
 from .helpers import NOT_ROOT
+
+# A run never inherits a failure from an earlier one: no example database (nothing is read from
+# or written to .hypothesis/), and examples derived from each test's source, the same every run.
+# HYPOTHESIS_PROFILE=explore searches with fresh random examples (and still stores nothing).
+settings.register_profile("ci", database=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from .test_cat_api import PMD, Drain, read_all, zeros_sha
 ext4_dir = api.ext4_dir
 mixed_file = api.mixed_file
 
-CAT = [sys.executable, "-m", "largezero.cli.cat"]
+CAT = [sys.executable, "-m", "largezero", "cat"]
 MIB = 1 << 20
 Mixed = tuple[str, dict[str, tuple[int, int]]]
 

@@ -20,7 +20,8 @@ import pytest
 
 from largezero import syscalls
 from largezero.scratch import is_root, loop_device, make_image, memfs_mount
-from largezero.stream import StreamResult, calls, layout, stream_file, zero_stream
+from largezero.stream import StreamResult, layout, stream_file, zero_stream
+from largezero.targets import refusals
 
 from .helpers import NOT_ROOT
 
@@ -163,9 +164,9 @@ def mixed_file(ext4_dir: str) -> tuple[str, dict[str, tuple[int, int]]]:
 
 @pytest.fixture(autouse=True)
 def _fresh_refusals() -> Iterator[None]:
-    calls.forget_refusals()
+    refusals.forget()
     yield
-    calls.forget_refusals()
+    refusals.forget()
 
 
 # --- zeros, exact bytes ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from largezero import syscalls
@@ -235,10 +235,19 @@ def test_unwritten_extents_match_reference(w: tuple[int, int, int, bool, int]) -
 
 @PROPERTY
 @given(w=writes)
+@example(w=(65536, SIZE + 100_000, 1000, False, 1))  # past the end: the gap before it holds no data
 def test_written_data_matches_reference(w: tuple[int, int, int, bool, int]) -> None:
     result, _ = check_file_write("written", *w)
-    # Over data nothing is ever padded, whatever the block size.
-    assert result.pad_bytes == 0 and ZEROED not in (result.head, result.tail)
+    # Over data nothing is ever padded, whatever the block size. Past the file's old end (a
+    # write beyond EOF) the gap holds no data: a large block pads it as it pads a hole.
+    offset, end = w[1], w[1] + w[2]
+    span_end = result.span_offset + result.span_length
+    assert (result.head == ZEROED) == (result.span_offset < offset)
+    assert (result.tail == ZEROED) == (span_end > end)
+    assert result.span_offset >= min(offset, SIZE), "padded over data before the range"
+    assert span_end <= max(end, SIZE) or end >= SIZE, "padded over data after the range"
+    if end <= SIZE:
+        assert result.pad_bytes == 0 and ZEROED not in (result.head, result.tail)
 
 
 @settings(PROPERTY, max_examples=25)

@@ -20,6 +20,7 @@ import pytest
 
 from largezero import ZeroingError, ZeroOptions, syscalls, zero_range
 from largezero.scratch import fill_pattern, loop_device, make_image
+from largezero.targets import open_target
 
 from .helpers import pattern_bytes, read_range, requires_root
 
@@ -128,7 +129,7 @@ def test_write_from_a_regular_file_on_stdin(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_write_signal_stops_with_the_exact_resume(tmp_path: Path, signum: int) -> None:
-    """A signal while ``write`` waits for more input: exit 130, one line, and the resume line
+    """A signal while ``write`` waits for more input: exit 128 + signum, one line, and the resume line
     (offset and input position) finishes the job to the bytes an uninterrupted run writes."""
     target = sparse(tmp_path / "t.img", 1 << 20)
     offset = 12345
@@ -150,7 +151,7 @@ def test_write_signal_stops_with_the_exact_resume(tmp_path: Path, signum: int) -
             proc.kill()
             proc.wait()
     line = err.decode()
-    assert proc.returncode == 130, line
+    assert proc.returncode == 128 + signum, line
     assert line.count("\n") == 1 and "Traceback" not in line and "interrupted" in line
     at = offset + first
     assert f"bytes {offset}..{at} are written" in line
@@ -301,14 +302,18 @@ def test_zero_direct_edge_errors_keep_exact_progress(tmp_path: Path) -> None:
     target = tmp_path / "t.img"
     make_image(str(target), SIZE)
     fill_pattern(str(target), 0, SIZE)
-    # The tail edge [598016, 601000) fails: everything before it is done and reported.
-    with installed(Counting(write_error_at=598_016)), pytest.raises(ZeroingError) as exc:
+    with open_target(str(target), writable=False) as tgt:
+        align = tgt.dio_align
+    # The tail edge (the bytes below the DIO alignment: [600576, 601000) with 512) fails:
+    # everything before it is done and reported.
+    tail = 601_000 - 601_000 % align
+    with installed(Counting(write_error_at=tail)), pytest.raises(ZeroingError) as exc:
         zero_range(str(target), 1000, 600_000, options=ZeroOptions(method="large", direct=True))
-    assert exc.value.bytes_zeroed == 598_016 - 1000
-    assert exc.value.stopped_at == 598_016
+    assert exc.value.bytes_zeroed == tail - 1000
+    assert exc.value.stopped_at == tail
     got = read_range(str(target), 0, SIZE)
-    assert got[1000:598_016] == bytes(598_016 - 1000)
-    assert got[598_016:] == pattern_bytes(SIZE)[598_016:]
+    assert got[1000:tail] == bytes(tail - 1000)
+    assert got[tail:] == pattern_bytes(SIZE)[tail:]
 
 
 @requires_root

@@ -56,7 +56,8 @@ class Recorder(syscalls.Syscalls):
         super().blkzeroout(fd, offset, length)
 
     def sync_file_range(self, fd: int, offset: int, length: int, flags: int = 7) -> None:
-        self.calls.append(("sync_file_range", offset, length))
+        if flags & syscalls.SYNC_FILE_RANGE_WRITE:  # a wait-only call writes nothing: not a plan step
+            self.calls.append(("sync_file_range", offset, length))
         super().sync_file_range(fd, offset, length, flags)
 
 
@@ -104,12 +105,21 @@ def test_plan_is_a_pure_function_of_facts_and_options() -> None:
     assert sum(len(s.runs) for s in huge.steps if isinstance(s, WriteStep)) <= 2
 
 
-def test_edges_reach_the_page_cache_granule() -> None:
-    # 64 KiB filesystem blocks: an O_DIRECT write never shares a folio with bytes outside the range.
+def test_only_bytes_below_the_dio_alignment_use_the_page_cache() -> None:
+    # 64 KiB filesystem blocks, 512-byte DIO alignment: every aligned byte is O_DIRECT, so
+    # another process's O_DIRECT write to the same page never meets a dirty page of ours.
     facts = TargetFacts("x", FILE, 1 << 30, dio_align=512, cache_granule=65536)
     plan = plan_zero_range(facts, 1000, 1 << 20, ZeroOptions("large", True))
-    mid = next(s for s in plan.steps if isinstance(s, WriteStep))
-    assert mid.offset == 65536 and (mid.offset + mid.length) % 65536 == 0
+    head, mid, tail = plan.steps
+    assert isinstance(head, EdgeStep) and (head.offset, head.length) == (1000, 24)
+    assert isinstance(mid, WriteStep) and mid.direct and (mid.offset, mid.offset + mid.length) == (1024, 1049088)
+    assert isinstance(tail, EdgeStep) and (tail.offset, tail.offset + tail.length) == (1049088, 1000 + (1 << 20))
+    # A sector-aligned range that is not page-aligned: no page-cache step at all.
+    dev = TargetFacts("d", BLOCK, 1 << 30, dio_align=512)
+    for method in ("large", "page", "auto"):
+        aligned = plan_zero_range(dev, 4096512, 3584, ZeroOptions(method, True))
+        assert [type(s) for s in aligned.steps] == [WriteStep], method
+        assert [c for c, _, _ in aligned.syscalls()] == ["pwritev-direct"]
 
 
 def test_auto_plans_offload_with_the_write_plan_as_fallback() -> None:

@@ -36,9 +36,9 @@ MED_FILE, MED_OFF, MED_LEN, MED_CALL = 4 << 20, 777, (3 << 20) + 1234, 256 << 10
 @pytest.fixture(autouse=True)
 def _forget_unsupported() -> Iterator[None]:
     # "Unsupported" is remembered per (dev, inode); a new scratch file may reuse an inode.
-    largezero.targets._unsupported.clear()
+    largezero.targets.refusals.forget()
     yield
-    largezero.targets._unsupported.clear()
+    largezero.targets.refusals.forget()
 
 
 class Scratch:

@@ -27,8 +27,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.makedirs(tree)
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(ROOT, name), tree)
-    shutil.copytree(os.path.join(ROOT, "src"), os.path.join(tree, "src"),
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for folder in ("src", "scripts"):
+        shutil.copytree(os.path.join(ROOT, folder), os.path.join(tree, folder),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     wheels = os.path.join(top, "wheels")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                             "--no-index", "-w", wheels, tree], capture_output=True, text=True, timeout=300)

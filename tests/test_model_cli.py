@@ -89,13 +89,13 @@ def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
         assert word in out
 
 
-def test_plain_table_without_rich(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "rich", None)
+def test_the_table_is_a_compact_listing_with_the_title_and_footer(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["model", "--preset", "loop", "-l", "16M"]) == 0
-    out = capsys.readouterr().out
-    assert "zero-page" in out and "┃" not in out and "─" not in out
+    lines = capsys.readouterr().out.splitlines()
+    assert " path, 16 MiB on preset loop: " in lines[0] and lines[-1].startswith("kernel ")
+    # largezero.table in its compact style: a rule under the header, no frame around the rows.
+    assert any(set(line.strip()) <= {"─", " "} and "─" in line for line in lines)
+    assert any(line.lstrip().startswith("zero-page") for line in lines) and "┃" not in "".join(lines)
 
 
 @pytest.mark.parametrize("argv", [

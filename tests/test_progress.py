@@ -10,7 +10,8 @@ import textwrap
 
 import pytest
 
-from largezero.cli.progress import LONG_JOB_BYTES, binary, eta, progress_display, status
+from largezero.cli.progress import LONG_JOB_BYTES, eta, progress_display, status
+from largezero.units import format_size
 
 from .helpers import on_pty
 
@@ -22,12 +23,13 @@ SHOW = textwrap.dedent("""\
     from largezero.cli.progress import progress_display
     n = int(sys.argv[1])
     jobs = [(f"job{i}", 1 << 30) for i in range(n)]
-    with progress_display(jobs, True) as callbacks:
-        assert callbacks is not None and len(callbacks) == n
+    with progress_display(jobs, True) as display:
+        assert display.shown
         def work(i):
+            update = display.updater(i)
             for k in range(1, 9):
                 time.sleep(0.03)
-                callbacks[i](k << 27)
+                update(k << 27)
         threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
@@ -42,8 +44,8 @@ def _frames(drawn: str) -> list[str]:
 
 
 def test_units_are_binary_and_speed_shows_from_the_first_update() -> None:
-    assert binary(512) == "512 B" and binary(3 << 29) == "1.50 GiB" and binary(100 << 30) == "100 GiB"
-    assert binary(12.34 * 2**30) == "12.3 GiB"
+    steady = [format_size(n, "steady") for n in (512, 3 << 29, 100 << 30, 12.34 * 2**30)]
+    assert steady == ["512 B", "1.50 GiB", "100 GiB", "12.3 GiB"]
     first = status(64 << 20, 1 << 30, 0.05)  # one update, 50 ms in
     assert "64.0 MiB / 1.00 GiB" in first and "1.25 GiB/s" in first and "ETA 0:01" in first
     assert "GB" not in first and "?" not in first
@@ -51,11 +53,42 @@ def test_units_are_binary_and_speed_shows_from_the_first_update() -> None:
 
 
 def test_nothing_is_drawn_off_a_terminal_or_for_small_jobs(capsys: pytest.CaptureFixture[str]) -> None:
-    with progress_display([("a", 1 << 40)], True) as callbacks:
-        assert callbacks is None  # stderr is captured here: not a terminal
-    with progress_display([("a", LONG_JOB_BYTES - 1)], True) as callbacks:
-        assert callbacks is None
+    with progress_display([("a", 1 << 40)], True) as display:
+        assert not display.shown and display.updater(0) is None  # stderr is captured: not a terminal
+        display.update(0, 1 << 30)
+        display.phase(0, "verifying a", 1 << 40)
+        display.clear()
+    with progress_display([("a", LONG_JOB_BYTES - 1)], True) as display:
+        assert not display.shown
     assert capsys.readouterr().err == ""
+
+
+# A zeroing phase, then the same line as "verifying", then cleared before a message.
+PHASES = textwrap.dedent("""\
+    import sys, time
+    from largezero.cli.progress import progress_display
+    with progress_display([("zeroing t", 1 << 30)], True) as display:
+        display.update(0, 1 << 29)
+        time.sleep(0.3)
+        display.phase(0, "verifying t", 1 << 29)
+        display.update(0, 1 << 28)
+        time.sleep(0.3)
+        display.clear()
+        print("MESSAGE", file=sys.stderr)
+        display.update(0, 1 << 29)  # after clear(): nothing drawn
+        time.sleep(0.2)
+    print("AFTER", file=sys.stderr)
+""")
+
+
+def test_a_phase_restarts_the_line_and_clear_erases_it_before_a_message() -> None:
+    code, drawn = on_pty([sys.executable, "-c", PHASES])
+    assert code == 0, drawn
+    frames = _frames(drawn[: drawn.index("MESSAGE")])
+    assert any(f.startswith("zeroing t") and "512 MiB / 1.00 GiB" in f for f in frames)
+    assert any(f.startswith("verifying t") and "256 MiB / 512 MiB" in f for f in frames)
+    between = drawn[drawn.index("MESSAGE") :]
+    assert [f for f in _frames(between) if f] == ["MESSAGE", "AFTER"]
 
 
 @pytest.mark.parametrize("jobs", [1, 3])

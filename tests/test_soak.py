@@ -131,7 +131,7 @@ def _one_job(dev: str, model: bytearray, rng: random.Random, stats: Stats) -> st
     except largezero.Unsupported:
         stats.unsupported += 1
     finally:
-        largezero.targets._unsupported.clear()  # injected "unsupported" must not outlive the job
+        largezero.targets.refusals.forget()  # injected "unsupported" must not outlive the job
     model[off : off + zeroed] = bytes(zeroed)
     stats.bytes_zeroed += zeroed
     if zeroed < length and rng.random() < 0.5:  # resume the rest, as the printed command would

@@ -37,11 +37,12 @@ def test_parse_size_accepts_util_linux_forms(text: str, value: int) -> None:
     ("1e9", "expected a number"), ("\u0663\u0662", "ASCII digits"), ("\uff11\uff12K", "ASCII digits"),
     ("1.5", "needs a suffix"), ("0.3K", "not a whole number"), ("1.G", "digits after the decimal point"),
     ("1.5.5G", "expected a number"), ("0x1.8G", "expected a number"), ("1,5G", "expected a number"),
+    ("9" * 5000, "2^63-1"), ("1." + "5" * 5000 + "K", "not a whole number"),  # past int()'s 4300 digits
 ])
 def test_parse_size_rejects_with_one_line(text: str, says: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_size(text, what="length")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
     assert str(info.value).startswith("invalid length") and says in str(info.value)
 
 
@@ -98,3 +99,11 @@ def test_large_page_switch_refusal_is_one_line_exit_2() -> None:
                           env={**os.environ, "LARGEZERO_LARGE_PAGE": "disabled"}, capture_output=True, text=True)
     assert done.returncode == EXIT_USAGE, done.stderr
     assert done.stderr.count("\n") == 1 and "LARGEZERO_LARGE_PAGE" in done.stderr
+
+
+def test_format_size_styles() -> None:
+    # steady: three significant digits, for bars and rates; exact: the largest unit dividing n.
+    assert [format_size(n, "steady") for n in (512, 3 << 29, 12.34 * 2**30, 100 << 30)] == \
+        ["512 B", "1.50 GiB", "12.3 GiB", "100 GiB"]
+    assert [format_size(n, "exact") for n in (0, 4097, 1536 << 10, 2 << 20, 1 << 30)] == \
+        ["0 B", "4097 B", "1536 KiB", "2 MiB", "1 GiB"]

@@ -17,6 +17,7 @@ from .engine.zeroout import zero_range
 from .errors import LargezeroError
 from .scratch import fill_pattern, is_root, make_image, memfs_loop, scratch_dir
 from .targets.diskstat import read_stat
+from .units import format_size
 from .verify import first_nonzero
 
 DEFAULT_SIZE = 256 << 20
@@ -77,7 +78,7 @@ def _one(target: str, label: str, method: str, direct: bool | None, offset: int,
     if r.zero_buffer is not None and r.method != "offload":
         buf = r.zero_buffer
         kind = "zero-page alias" if buf.name == "LARGE_ZERO_PAGE" and buf.backing == "zero-page" else buf.backing
-        backing = "ZERO_PAGE" if buf.name == "ZERO_PAGE" else f"{buf.size >> 20} MiB {kind}"
+        backing = "ZERO_PAGE" if buf.name == "ZERO_PAGE" else f"{format_size(buf.size, 'exact')} {kind}"
     return DemoRow(target, label, length, r.method,
                    r.direct, backing, r.seconds, r.calls, r.iovecs, requests, ok)
 

@@ -145,6 +145,13 @@ class ZeroingError(LargezeroError):
         return None if self.length is None else self.offset + self.length - self.stopped_at
 
 
+class KernelRefused(ZeroingError):
+    """The kernel refused the first call outright (EFBIG, ETXTBSY, EBUSY, EPERM, EROFS): nothing
+    was written and resuming would fail the same way, so it is a refusal (exit 2), not a stop."""
+
+    exit_code = EXIT_USAGE
+
+
 class Interrupted(ZeroingError):
     """Stopped at a write boundary on request (SIGINT/SIGTERM or a cancel event)."""
 

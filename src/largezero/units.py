@@ -45,47 +45,71 @@ def _scale(suffix: str) -> int | None:
 def parse_size(text: str, *, what: str = "size") -> int:
     """Parse a byte count; raises UsageError with one line naming ``what`` for anything else."""
     match = _SIZE.fullmatch(text)
+    shown = text if len(text) <= 40 else text[:20] + "..." + text[-8:]  # the message stays one short line
     if not match:
         if any(ch.isdigit() and not ch.isascii() for ch in text):
-            raise UsageError(f"invalid {what} '{text}': only the ASCII digits 0-9 are accepted")
+            raise UsageError(f"invalid {what} '{shown}': only the ASCII digits 0-9 are accepted")
         if text.strip().startswith("-"):
-            raise UsageError(f"invalid {what} '{text}': must not be negative")
-        raise UsageError(f"invalid {what} '{text}': expected a number with an optional K/M/G/T suffix")
+            raise UsageError(f"invalid {what} '{shown}': must not be negative")
+        raise UsageError(f"invalid {what} '{shown}': expected a number with an optional K/M/G/T suffix")
     suffix = match["suffix"]
     scale = _scale(suffix)
     if scale is None:
-        raise UsageError(f"invalid {what} '{text}': unknown suffix '{suffix}' (use K, M, G, T, P, E, KiB.. or KB..)")
+        raise UsageError(f"invalid {what} '{shown}': unknown suffix '{suffix}' (use K, M, G, T, P, E, KiB.. or KB..)")
     # Exact integer arithmetic: the size is num / den bytes (no float, and no fractions import
     # at start-up).
     den = 1
     if match["hex"] is not None:
         num = int(match["hex"], 16)
     else:
+        # Beyond 2^63 long before Python's 4300-digit limit on int(): refused without converting.
+        if len(match["int"].lstrip("0")) > 40:
+            raise UsageError(f"invalid {what} '{shown}': larger than 2^63-1 bytes")
+        if len((match["frac"] or "").rstrip("0")) > 40:
+            raise UsageError(f"invalid {what} '{shown}': not a whole number of bytes")
         # int(..., 10): a leading zero is decimal, not octal.
         num = int(match["int"], 10)
         frac = match["frac"]
         if frac is not None:
             if not frac:
-                raise UsageError(f"invalid {what} '{text}': expected digits after the decimal point")
+                raise UsageError(f"invalid {what} '{shown}': expected digits after the decimal point")
             if scale == 1:
-                raise UsageError(f"invalid {what} '{text}': a fraction needs a suffix (like 1.5G)")
+                raise UsageError(f"invalid {what} '{shown}': a fraction needs a suffix (like 1.5G)")
             den = 10 ** len(frac)
             num = num * den + int(frac, 10)
     total, rest = divmod(num * scale, den)
     if rest:
-        raise UsageError(f"invalid {what} '{text}': is {num * scale / den:.1f} bytes, not a whole number of bytes")
+        raise UsageError(f"invalid {what} '{shown}': is {num * scale / den:.1f} bytes, not a whole number of bytes")
     if total > MAX_SIZE:
-        raise UsageError(f"invalid {what} '{text}': larger than 2^63-1 bytes")
+        raise UsageError(f"invalid {what} '{shown}': larger than 2^63-1 bytes")
     return total
 
 
-def format_size(n: int | float) -> str:
-    """Human size with binary units, e.g. 2 MiB, 1.5 GiB, 512 B."""
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def format_size(n: float, style: str = "short") -> str:
+    """Bytes in binary units, the one formatter of sizes and rates (append "/s").
+
+    ``short`` (messages): whole or one decimal, 2 MiB, 1.5 GiB, 512 B. ``steady`` (progress
+    bars, tables of rates): three significant digits, so widths hold still as numbers grow:
+    1.50 GiB, 12.3 GiB, 100 GiB. ``exact`` (labels of sizes chosen by hand): the largest unit
+    that divides n, never a fraction: 2 MiB, 1536 KiB, 4097 B.
+    """
+    if style == "exact":
+        n = int(n)
+        power = 0
+        while power < len(_UNITS) - 1 and n and n % (1 << (10 * (power + 1))) == 0:
+            power += 1
+        return f"{n >> (10 * power)} {_UNITS[power]}"
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(value) < 1024 or unit == "PiB":
-            if unit == "B" or value == int(value):
-                return f"{int(value)} {unit}"
-            return f"{value:.1f} {unit}"
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            if unit == "B":
+                return f"{int(value)} B"
+            if style == "steady":
+                figures = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+                return f"{value:.{figures}f} {unit}"
+            return f"{int(value)} {unit}" if value == int(value) else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")

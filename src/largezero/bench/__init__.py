@@ -6,8 +6,8 @@ The engine behind ``largezero bench`` and ``benchmarks/run.py``::
     report = build_report(run_bench(BenchConfig(targets=("file",), size=64 << 20)))
     render_text(report)
 
-Nothing here needs a third-party package: rich (tables) and matplotlib (the chart) are
-imported only when asked for.
+rich (the tables, through ``largezero.table``) and matplotlib (the chart) are imported only
+when asked for.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .chart import HEADLINE, plot
     from .contenders import Contender, all_contenders, select
-    from .report import HEADLINE, build_report, environment, plot, render_markdown, render_text
+    from .render import render_markdown, render_text
+    from .report import build_report, environment
     from .runner import QUICK_SIZE, BenchConfig, BenchRun, run_bench, verify_range
     from .targets import TARGETS
 
 # Loaded on first use (PEP 562), so that `largezero.bench.startup` and the other small
 # modules here can be used without the engine, and nothing pays for what it does not use.
 _LAZY: dict[str, str] = {
-    "HEADLINE": "report", "build_report": "report", "environment": "report", "plot": "report",
-    "render_markdown": "report", "render_text": "report",
+    "HEADLINE": "chart", "plot": "chart", "build_report": "report", "environment": "report",
+    "render_markdown": "render", "render_text": "render",
     "Contender": "contenders", "all_contenders": "contenders", "select": "contenders",
     "QUICK_SIZE": "runner", "BenchConfig": "runner", "BenchRun": "runner", "run_bench": "runner",
     "verify_range": "runner",

@@ -20,13 +20,14 @@ import ctypes
 import functools
 import mmap
 import os
-import struct
 from collections import Counter
 
 from .._record import field, record
 from ..mm.zero_page import pmd_size
 from ..syscalls import BLKFLSBUF, buffer_address
 from ..syscalls import libc as _libc
+from ..sysfiles import read_u64s
+from ..units import format_size
 
 CACHE_STATES = ("cold", "warm", "warm-4k")
 RESIDENT = "resident"
@@ -125,7 +126,7 @@ class CacheObservation:
     def describe(self) -> str:
         if self.resident_fraction == 0:
             return f"{self.state}: uncached"
-        folios = ", ".join(f"{_fmt(size)} x{count}" for size, count in sorted(self.folio_bytes.items()))
+        folios = ", ".join(f"{format_size(size, 'exact')} x{count}" for size, count in sorted(self.folio_bytes.items()))
         return f"{self.state}: {self.resident_fraction:.0%} cached" + (f"; folios {folios}" if folios else "")
 
     def to_dict(self) -> dict[str, object]:
@@ -136,10 +137,6 @@ class CacheObservation:
             "dominant_folio": self.dominant_folio,
             "text": self.describe(),
         }
-
-
-def _fmt(n: int) -> str:
-    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
 
 
 def observe(path: str, offset: int, length: int, state: str) -> CacheObservation:
@@ -173,48 +170,35 @@ def observe(path: str, offset: int, length: int, state: str) -> CacheObservation
 
 def _folio_sizes(addr: int, pages: int, resident: set[int]) -> dict[int, int]:
     """Sizes of the folios behind the mapped pages, counting each run of head + tails once."""
-    if not resident:
+    entries = read_u64s("/proc/self/pagemap", addr // PAGE, pages) if resident else None
+    if entries is None:
         return {}
-    try:
-        with open("/proc/self/pagemap", "rb") as f:
-            f.seek(addr // PAGE * 8)
-            raw = f.read(pages * 8)
-        entries = struct.unpack(f"{len(raw) // 8}Q", raw)
-        kflags = open("/proc/kpageflags", "rb")  # noqa: SIM115 (closed below)
-    except OSError:
-        return {}
+    pfns = [e & _PFN_MASK if e & _PRESENT else 0 for e in entries]
+    if not any(pfns):
+        return {}  # not privileged
+    flags = _read_flags(pfns)
     hist: Counter[int] = Counter()
-    try:
-        pfns = [e & _PFN_MASK if e & _PRESENT else 0 for e in entries]
-        if not any(pfns):
-            return {}  # not privileged
-        flags = _read_flags(kflags, pfns)
-        run = 0
-        for pfn in pfns:
-            bits = flags.get(pfn)
-            if not pfn or bits is None:
-                if run:
-                    hist[run * PAGE] += 1
-                run = 0
-                continue
-            if bits >> KPF_COMPOUND_TAIL & 1 and run:
-                run += 1
-            else:
-                if run:
-                    hist[run * PAGE] += 1
-                run = 1
-        if run:
-            hist[run * PAGE] += 1
-    finally:
-        kflags.close()
+    run = 0
+    for pfn in pfns:
+        bits = flags.get(pfn)
+        if not pfn or bits is None:
+            if run:
+                hist[run * PAGE] += 1
+            run = 0
+            continue
+        if bits >> KPF_COMPOUND_TAIL & 1 and run:
+            run += 1
+        else:
+            if run:
+                hist[run * PAGE] += 1
+            run = 1
+    if run:
+        hist[run * PAGE] += 1
     return dict(hist)
 
 
-def _read_flags(kflags: object, pfns: list[int]) -> dict[int, int]:
+def _read_flags(pfns: list[int]) -> dict[int, int]:
     """kpageflags for every PFN, read in runs of consecutive PFNs."""
-    import io
-
-    assert isinstance(kflags, io.BufferedReader)
     out: dict[int, int] = {}
     ordered = sorted({p for p in pfns if p})
     i = 0
@@ -222,9 +206,7 @@ def _read_flags(kflags: object, pfns: list[int]) -> dict[int, int]:
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
             j += 1
-        kflags.seek(ordered[i] * 8)
-        raw = kflags.read((j - i + 1) * 8)
-        for k, value in enumerate(struct.unpack(f"{len(raw) // 8}Q", raw)):
+        for k, value in enumerate(read_u64s("/proc/kpageflags", ordered[i], j - i + 1) or ()):
             out[ordered[i] + k] = value
         i = j + 1
     return out

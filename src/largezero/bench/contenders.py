@@ -26,6 +26,7 @@ from ..engine.plan import default_call_bytes
 from ..engine.zeroout import zero_range
 from ..mm import zero_buffer_for
 from ..mm.zero_page import page_size, pmd_size
+from ..units import format_size
 
 LARGEZERO, PEER, LIMIT, REFERENCE = "largezero", "peer", "limit", "reference"
 BUFFERED, DIRECT, OFFLOAD, AUTO = "buffered", "direct", "offload", "auto"
@@ -314,7 +315,7 @@ def _ceiling_direct() -> InProcess:
             iovecs = _write_all(fd, b.view, 1, ctx.offset, ctx.length)
         finally:
             os.close(fd)
-        return Outcome(iovecs, f"1 iovec of {b.size >> 20} MiB per pwritev")
+        return Outcome(iovecs, f"1 iovec of {format_size(b.size, 'exact')} per pwritev")
 
     return run
 
@@ -353,7 +354,7 @@ def _bare_pwritev(direct: bool) -> InProcess:
                 os.fdatasync(fd)
         finally:
             os.close(fd)
-        return Outcome(iovecs, f"{per_call} x {buf.size >> 10} KiB {buf.backing} per pwritev")
+        return Outcome(iovecs, f"{per_call} x {format_size(buf.size, 'exact')} {buf.backing} per pwritev")
 
     return run
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from .._record import record
+from ..sysfiles import read_fields, write_text
 from ..targets.diskstat import DiskStat, read_stat
 
 
@@ -48,31 +49,17 @@ class Sample:
 
 def read_proc_io() -> dict[str, int]:
     """/proc/self/io of the whole process, reaped children included."""
-    out: dict[str, int] = {}
-    with open("/proc/self/io") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key.strip()] = int(value)
-    return out
+    return {key: int(value) for key, value in read_fields("/proc/self/io").items()}
 
 
 def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    value = read_fields("/proc/self/status").get(field, "").removesuffix(" kB")
+    return int(value) if value.isdigit() else None
 
 
 def reset_peak_rss() -> int | None:
     """Reset VmHWM to the current RSS; return that RSS in bytes (None when unsupported)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
+    if not write_text("/proc/self/clear_refs", "5"):
         return None
     rss = _status_kib("VmRSS")
     return None if rss is None else rss * 1024

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from .._record import field, record
 from ..scratch import is_root, loop_device, make_image, memfs_mount
+from ..units import format_size
 from .measure import Spawner
 from .startup import bytecode_env, largezero_argv
 
@@ -229,7 +230,7 @@ def _sweep(sizes: Sequence[int], rounds: int, workdir: str | None, scenarios: Se
         with scratch_target(kind, max(usable), workdir) as (path, device):
             for size in usable:
                 if progress:
-                    progress(f"whole process: {name}, {size >> 10} KiB")
+                    progress(f"whole process: {name}, {format_size(size, 'exact')}")
                 measured = run_jobs(path, device, size, jobs, rounds, spawner)
                 by_size[size] = _with_ratios([m.to_dict(size) for m in measured])
         report.append({"name": name, "target": kind, "sizes": {str(s): rs for s, rs in by_size.items()},
@@ -244,13 +245,6 @@ def _with_ratios(rows: list[dict[str, object]]) -> list[dict[str, object]]:
         med = r["median_s"]
         r["x_ours"] = float(med) / float(ours) if ours and med else None  # type: ignore[arg-type]
     return rows
-
-
-def size_name(n: int) -> str:
-    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale} {unit}"
-    return f"{n} B"
 
 
 def render_sweep(report: Sequence[dict[str, object]]) -> str:
@@ -269,11 +263,12 @@ def render_sweep(report: Sequence[dict[str, object]]) -> str:
                     req = f"  {r['requests']} requests" if r["requests"] is not None else ""
                     x = "" if r["ours"] or r["x_ours"] is None else f"  CLI {r['x_ours']:.2f}x"
                     cell = f"{float(r['median_s']):8.4f} s  {float(r['gib_s']):6.2f} GiB/s{req}{x}"  # type: ignore[arg-type]
-                lines.append(f"    {size_name(int(size)):>8}  {str(r['label']):34} {cell}")
+                lines.append(f"    {format_size(int(size), 'exact'):>8}  {str(r['label']):34} {cell}")
         faster: dict[str, int | None] = sc["faster_from"]  # type: ignore[assignment]
         for peer, since in faster.items():
-            when = f"from {size_name(since)} up" if since is not None else "at none of these sizes"
+            when = f"from {format_size(since, 'exact')} up" if since is not None else "at none of these sizes"
             lines.append(f"    the CLI beats {peer} {when}")
         if sc.get("not_run"):
-            lines.append(f"    not run (memory-backed, shared machine): {', '.join(map(size_name, sc['not_run']))}")  # type: ignore[call-overload]
+            skipped = ", ".join(format_size(n, "exact") for n in sc["not_run"])  # type: ignore[attr-defined]
+            lines.append(f"    not run (memory-backed, shared machine): {skipped}")
     return "\n".join(lines)

@@ -10,12 +10,12 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 from typing import Any
 
 from .._record import record
+from ..sysfiles import read_fields
 from ..units import format_size
-from .contenders import BUFFERED, DIRECT, LARGEZERO, LIMIT, OFFLOAD, PEER, REFERENCE
+from .contenders import BUFFERED, DIRECT, LIMIT, OFFLOAD, PEER
 from .runner import BenchRun, ContenderRun, Scenario
 
 GIB = float(1 << 30)
@@ -229,18 +229,9 @@ def environment() -> dict[str, Any]:
     from ..kconfig import persistent_huge_zero_folio
     from ..mm.zero_page import large_zero_page, pmd_size, thp_status, zero_page
 
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    except OSError:
-        pass
-    mem = None
-    try:
-        with open("/proc/meminfo") as f:
-            mem = int(next(ln for ln in f if ln.startswith("MemTotal")).split()[1]) * 1024
-    except (OSError, StopIteration):
-        pass
+    cpu = read_fields("/proc/cpuinfo").get("model name", "?")
+    mem_kib = read_fields("/proc/meminfo").get("MemTotal", "").removesuffix(" kB")
+    mem = int(mem_kib) * 1024 if mem_kib.isdigit() else None
     buffers: dict[str, Any] = {"ZERO_PAGE": zero_page().describe()}
     for backing in ("huge-zero-folio", "zero-page", "allocated"):
         b = large_zero_page(backing)
@@ -296,214 +287,3 @@ def build_report(run: BenchRun, env: dict[str, Any] | None = None) -> dict[str, 
         "skipped": run.skipped,
         "seconds": round(run.seconds, 3),
     }
-
-
-def _fmt_s(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x * 1000:.2f} ms" if x < 0.1 else f"{x:.3f} s"
-
-
-def _fmt_cpu(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def _fmt_rss(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return format_size(n) if n else "0"
-
-
-def _fmt_x(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}x"
-
-
-def _fmt_pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.0%}"
-
-
-HEADERS = ("contender", "mode", "median", "spread", "GiB/s", "vs best peer", "of limit", "user s", "sys s",
-           "writes", "iovecs", "peak RSS", "dev reqs", "ok")
-
-
-def table_rows(report: dict[str, Any], scenario: dict[str, Any]) -> list[tuple[str, ...]]:
-    out: list[tuple[str, ...]] = []
-    for r in scenario["rows"]:
-        if r["failed"]:
-            out.append((r["label"], r["mode"], "n/a", "", "", "", "", "", "", "", "", "", "", "n/a"))
-            continue
-        out.append((
-            r["label"], r["mode"], _fmt_s(r["seconds"]), _fmt_pct(r["spread"]),
-            "-" if r["gib_s"] is None else f"{r['gib_s']:.2f}",
-            _fmt_x(r["vs_best_peer"]), _fmt_pct(r["of_limit"]), _fmt_cpu(r["user"]), _fmt_cpu(r["sys"]),
-            "-" if r["write_syscalls"] is None else str(r["write_syscalls"]),
-            "-" if r["iovecs"] is None else str(r["iovecs"]), _fmt_rss(r["rss_peak"]),
-            "-" if r["device_writes"] is None else str(r["device_writes"]),
-            "ok" if r["verified"] else "NOT ZERO",
-        ))
-    return out
-
-
-def scenario_title(sc: dict[str, Any]) -> str:
-    t = sc["target"]
-    obs = sc["cache_observed"]
-    cache = obs["text"] if obs else sc["cache_state"]
-    sync = "; buffered rows end with fdatasync" if sc["buffered_sync"] else "; buffered = into the page cache"
-    return f"{sc['name']}: {format_size(t['length'])} of a {t['description']}; cache {cache}{sync}"
-
-
-def _notes(sc: dict[str, Any]) -> list[str]:
-    return [f"  n/a {r['label']}: {r['failed']}" for r in sc["rows"] if r["failed"]]
-
-
-def _render_rich(report: dict[str, Any], header: str, out: Any, width: int) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console(file=out, width=width)
-    console.print(escape(header))
-    for sc in report["scenarios"]:
-        table = Table(title=escape(scenario_title(sc)), title_justify="left")
-        for h in HEADERS:
-            table.add_column(h, justify="left" if h in ("contender", "mode", "ok") else "right", no_wrap=True)
-        for row in table_rows(report, sc):
-            table.add_row(*(escape(cell) for cell in row))
-        console.print(table)
-        for note in _notes(sc):
-            console.print(escape(note))
-
-
-def _render_plain(report: dict[str, Any], header: str, out: Any) -> None:
-    print(header, file=out)
-    for sc in report["scenarios"]:
-        print(f"\n{scenario_title(sc)}", file=out)
-        body = table_rows(report, sc)
-        widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(HEADERS)]
-        print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)), file=out)
-        for b in body:
-            print("  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)), file=out)
-        for note in _notes(sc):
-            print(note, file=out)
-
-
-def render_text(report: dict[str, Any], out: Any = None, width: int = 180) -> None:
-    """The tables (rich when installed, plain otherwise), the goals and the probe."""
-    out = out or sys.stdout
-    env = report["environment"]
-    header = (f"largezero bench: kernel {env['kernel']}, {env['cpus']} CPUs ({env['cpu']}), "
-              f"THP {env['thp'].get('enabled')}, "
-              f"CONFIG_PERSISTENT_HUGE_ZERO_FOLIO={env['persistent_huge_zero_folio']}; "
-              f"{report['config']['rounds']} rounds, medians, interleaved; load {env.get('loadavg', '?')}")
-    try:
-        import rich  # noqa: F401
-    except ImportError:
-        _render_plain(report, header, out)
-    else:
-        _render_rich(report, header, out, width)
-    print("\nTargets (reported, not asserted):", file=out)
-    for g in report["goals"]:
-        mark = {True: "met", False: "NOT MET", None: "n/a"}[g["met"]]
-        value = "-" if g["value"] is None else f"{g['value']:.3f}"
-        print(f"  [{mark:7}] {g['scenario']:16} {g['goal']}: {value} (want {g['op']} {g['threshold']}; {g['detail']})",
-              file=out)
-    for name, why in report["skipped"].items():
-        print(f"  skipped target {name}: {why}", file=out)
-    print(f"\n{report['seconds']:.1f} s in all", file=out)
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """The same tables and targets as GitHub markdown, for docs/performance.md."""
-    lines: list[str] = []
-    env = report["environment"]
-    lines.append(f"Linux {env['kernel']}, {env['cpus']} CPUs ({env['cpu']}), THP `{env['thp'].get('enabled')}`, "
-                 f"`CONFIG_PERSISTENT_HUGE_ZERO_FOLIO={env['persistent_huge_zero_folio']}`; "
-                 f"{report['config']['rounds']} interleaved rounds, medians; load average "
-                 f"{env.get('loadavg', '?')}; {report['seconds']:.0f} s in all.")
-    cols = ("contender", "mode", "median", "spread", "GiB/s", "vs best peer", "of limit", "sys s", "writes",
-            "iovecs", "peak RSS", "dev reqs")
-    keep = [HEADERS.index(c) for c in cols]
-    for sc in report["scenarios"]:
-        lines += ["", f"#### {scenario_title(sc)}", "", "| " + " | ".join(cols) + " |",
-                  "|" + "|".join("---" if c in ("contender", "mode") else "---:" for c in cols) + "|"]
-        for row in table_rows(report, sc):
-            cells = [row[i] for i in keep]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        for note in _notes(sc):
-            lines.append(f"\n{note.strip()}")
-    lines += ["", "#### Targets (reported, never asserted)", "",
-              "| scenario | target | value | wanted | met | detail |", "|---|---|---:|---|---|---|"]
-    for g in report["goals"]:
-        value = "-" if g["value"] is None else f"{g['value']:.3f}"
-        mark = {True: "yes", False: "**no**", None: "n/a"}[g["met"]]
-        lines.append(f"| {g['scenario']} | {g['goal']} | {value} | {g['op']} {g['threshold']} | {mark} | "
-                     f"{g['detail']} |")
-    return "\n".join(lines) + "\n"
-
-
-# --- the chart ----------------------------------------------------------------------------
-
-COLORS = {LARGEZERO: "#1f77b4", PEER: "#ff7f0e", LIMIT: "#7f7f7f", REFERENCE: "#2ca02c"}
-
-
-HEADLINE = ("lz-auto", "lz-large-buffered", "lz-large-direct", "lz-page-buffered", "lz-page-direct",
-            "dd-2m-buffered", "dd-2m-direct", "dd-4k-buffered", "fallocate-z", "blkdiscard-z", "pg-buffered",
-            "pg-direct", "py-write-bytes", "limit-buffered", "limit-direct")
-
-
-def plot(report: dict[str, Any], path: str, keys: tuple[str, ...] | None = None, columns: int | None = None) -> None:
-    """One panel per scenario: throughput of each contender (log scale), ceilings as lines.
-
-    ``keys`` keeps only those contenders (e.g. :data:`HEADLINE`); ``columns`` lays the panels
-    out in a grid (default: two columns from three scenarios on).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scenarios = [s for s in report["scenarios"] if any(r["gib_s"] for r in s["rows"])]
-    if not scenarios:
-        raise ValueError("nothing to plot")
-    ncols = columns or (2 if len(scenarios) > 2 else 1)
-    nrows = -(-len(scenarios) // ncols)
-    per_panel = max(sum(1 for r in s["rows"] if r["gib_s"] and (keys is None or r["key"] in keys)) for s in scenarios)
-    panel_h = max(2.0, 0.2 * per_panel + 0.9)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 * ncols, panel_h * nrows + 0.6), squeeze=False)
-    flat = list(axes.flat)
-    for ax in flat[len(scenarios):]:
-        ax.set_visible(False)
-    for ax, sc in zip(flat, scenarios, strict=False):
-        rows = [r for r in sc["rows"] if r["gib_s"] and (keys is None or r["key"] in keys)]
-        values = [r["gib_s"] for r in rows]
-        bars = ax.barh(range(len(rows)), values, color=[COLORS.get(r["family"], "#999999") for r in rows])
-        for bar, r in zip(bars, rows, strict=True):
-            if r["mode"] == "offload":
-                bar.set_hatch("///")  # no data moved: "GiB/s" is the range over the call's time
-        ax.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_xlabel("GiB/s (median, log scale)", fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-        for mode, style in (("direct", "--"), ("buffered", ":")):
-            lim = sc["limits_gib_s"].get(mode)
-            if lim:
-                ax.axvline(lim, color="black", linestyle=style, linewidth=0.8, label=f"{mode} ceiling")
-        for i, v in enumerate(values):
-            ax.text(v, i, f" {v:.1f}", va="center", fontsize=6)
-        ax.set_title(_short_title(sc), fontsize=8, loc="left")
-        ax.legend(fontsize=6, loc="lower right")
-    env = report["environment"]
-    fig.suptitle(f"largezero bench - Linux {env['kernel']}, {env['cpus']} CPUs, "
-                 f"{report['config']['rounds']} interleaved rounds. Blue: largezero; orange: peers; "
-                 "grey: ceilings; green: bare pwritev; hatched: offload", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (panel_h * nrows + 0.6)))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _short_title(sc: dict[str, Any]) -> str:
-    obs = sc["cache_observed"]
-    cache = obs["text"] if obs else sc["cache_state"]
-    return f"{sc['name']} - {format_size(sc['target']['length'])}, {cache}"
-

@@ -16,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from .._record import field, record
 from ..errors import LargezeroError
+from ..sysfiles import read_text
+from ..units import format_size
 from ..verify import first_nonzero
 from . import cache, targets
 from .contenders import BLOCK, Contender, Outcome, RunContext, select
@@ -241,36 +241,17 @@ def rss_probe(length: int, workdir: str | None, buffered: bool = True) -> list[P
 
 
 def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-@contextlib.contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM (a timeout, a kill) unwinds like Ctrl-C, so loop devices and mounts are undone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    text = read_text("/proc/loadavg")
+    return " ".join(text.split()[:3]) if text else "?"
 
 
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRun:
     """Build each target, run every scenario on it, tear it down; then the RSS probe."""
     if config.rounds < 1:
         raise ValueError("at least one round")
-    with _terminate_cleanly():
-        return _run_bench(config, progress)
+    # SIGTERM and SIGHUP unwind like Ctrl-C (the command runs in cancel.raising()), so loop
+    # devices and mounts are undone.
+    return _run_bench(config, progress)
 
 
 def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:
@@ -297,7 +278,7 @@ def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRun:
         probe: list[ProbeResult] = []
         if config.rss_probe:
             if progress:
-                progress(f"peak RSS probe: {config.rss_probe >> 20} MiB jobs")
+                progress(f"peak RSS probe: {format_size(config.rss_probe, 'exact')} jobs")
             with contextlib.suppress(OSError):
                 probe = rss_probe(config.rss_probe, config.workdir, buffered=not config.quick)
     finally:

@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 from ..scratch import is_root, set_queue_attr
+from ..sysfiles import read_text
+from ..units import format_size
 from .measure import Spawner
 from .process import GiB, Job, Measured, MiB, Progress, _lz, run_jobs, scratch_target
 from .startup import bytecode_env, largezero_argv
@@ -38,9 +40,9 @@ def _spawner() -> Iterator[Spawner]:
 @contextlib.contextmanager
 def queue_setting(device: str, name: str, value: int) -> Iterator[None]:
     """Set a queue attribute of a device we attached, and put the old value back."""
-    path = f"/sys/block/{os.path.basename(device)}/queue/{name}"
-    with open(path) as f:
-        old = f.read().strip()
+    old = read_text(f"/sys/block/{os.path.basename(device)}/queue/{name}")
+    if old is None:
+        raise OSError(f"{device}: no queue attribute {name}")
     set_queue_attr(device, name, value)
     try:
         yield
@@ -128,7 +130,7 @@ def render_scenarios(limits: dict[str, object] | None, split: dict[str, object] 
         if "skipped" in limits:
             lines.append(f"loop device rows: skipped ({limits['skipped']})")
         else:
-            lines.append(f"ramfs-backed loop device, {int(limits['length']) >> 20} MiB "  # type: ignore[call-overload]
+            lines.append(f"ramfs-backed loop device, {format_size(int(limits['length']), 'exact')} "  # type: ignore[call-overload]
                          "(x speed: blkdiscard time / ours; x requests: ours / blkdiscard's):")
             for kb, pair in limits["limits"].items():  # type: ignore[attr-defined]
                 rows = pair["rows"]
@@ -150,7 +152,7 @@ def render_scenarios(limits: dict[str, object] | None, split: dict[str, object] 
             lines.append(f"several devices: skipped ({several['skipped']})")
         else:
             ratio = several["together_over_sum_alone"]
-            lines.append(f"{several['count']} ramfs-backed devices of {int(several['length']) >> 20} MiB: "  # type: ignore[call-overload]
+            lines.append(f"{several['count']} ramfs-backed devices of {format_size(int(several['length']), 'exact')}: "  # type: ignore[call-overload]
                          + "; ".join(f"{r['label']} {r['median_s'] or 0:.4f} s" for r in several["rows"])  # type: ignore[attr-defined]
                          + f"; together {'-' if ratio is None else f'{ratio:.2f}'}x the sum alone")
     return "\n".join(lines)

@@ -88,7 +88,10 @@ def count_instructions(argv: Sequence[str], env: dict[str, str] | None = None) -
     None without valgrind."""
     if not shutil.which("valgrind"):
         return None
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+    # --trace-children: the largezero command is a shell launcher that execs env, then python;
+    # callgrind reports the last image (the few hundred thousand of sh and env are not counted).
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null",
+                           *argv],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           check=False, env=env)
     for line in done.stderr.splitlines():

@@ -29,9 +29,12 @@ import tempfile
 import time
 from typing import Any
 
+from ..table import Table
+from ..units import format_size
+
 GIB = 1 << 30
 MIB = 1 << 20
-CAT = f"{shlex.quote(sys.executable)} -m largezero.cli.cat"
+CAT = f"{shlex.quote(sys.executable)} -m largezero cat"
 SINK = "dd of=/dev/null bs=1M status=none"
 TARGETS = {"pipe": 4.0, "tcp": 2.0, "sparse": 2.0}
 
@@ -194,28 +197,29 @@ def run_stream_bench(quick: bool) -> list[dict[str, Any]]:
 
 
 def render_stream_rows(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: one line per contender, the speedup against the target."""
-    head = f"{'case':<7} {'contender':<14} {'size':>9} {'seconds':>8} {'GiB/s':>7} {'cpu s':>6} " \
-           f"{'x slower':>8} {'x cpu':>6} {'target':>6}  note"
-    lines = [head, "-" * len(head)]
+    """A table (largezero.table): one line per contender, the speedup against the target."""
+    import io
+
+    table = Table(("case", "contender", "size", "seconds", "GiB/s", "cpu s", "x slower", "x cpu", "target", "note"),
+                  right=("size", "seconds", "GiB/s", "cpu s", "x slower", "x cpu", "target"))
     for r in rows:
-        size = f"{r['bytes'] / GIB:.2f} GiB" if r["bytes"] >= GIB else f"{r['bytes'] // MIB} MiB"
-        speed = f"{r['gib_per_s']:.2f}" if r.get("gib_per_s") else "-"
-        slower = f"{r['speedup']:.2f}" if r.get("speedup") is not None else "-"
-        target = f">={r['target']:g}" if r.get("target") else ""
         notes = []
         if r.get("met") is not None:
             notes.append("met" if r["met"] else "MISSED")
         if r.get("rss_growth_bytes") is not None:
-            notes.append(f"rss +{r['rss_growth_bytes'] / MIB:.1f} MiB")
+            notes.append(f"rss +{format_size(r['rss_growth_bytes'])}")
         if "sha256_equal" in r:
             notes.append("sha256 equal" if r["sha256_equal"] else "SHA256 DIFFERS")
-        cpu_x = f"{r['cpu_ratio']:.2f}" if r.get("cpu_ratio") is not None else "-"
-        lines.append(f"{r['case']:<7} {r['contender']:<14} {size:>9} {r['seconds']:>8.3f} {speed:>7} "
-                     f"{r['cpu_user'] + r['cpu_sys']:>6.2f} {slower:>8} {cpu_x:>6} {target:>6}  {', '.join(notes)}")
-    lines.append("x slower: the contender's wall time over largezero's, whole pipeline, same case; x cpu: the "
-                 "same for user+sys CPU of all its processes. The machine is shared: best of the rounds run.")
-    return "\n".join(lines)
+        table.add_row(r["case"], r["contender"], format_size(r["bytes"], "steady"), f"{r['seconds']:.3f}",
+                      f"{r['gib_per_s']:.2f}" if r.get("gib_per_s") else "-", f"{r['cpu_user'] + r['cpu_sys']:.2f}",
+                      f"{r['speedup']:.2f}" if r.get("speedup") is not None else "-",
+                      f"{r['cpu_ratio']:.2f}" if r.get("cpu_ratio") is not None else "-",
+                      f">={r['target']:g}" if r.get("target") else "", ", ".join(notes))
+    out = io.StringIO()
+    table.print(out, compact=True, wrap=False, pipe_width=160)
+    return out.getvalue() + ("x slower: the contender's wall time over largezero's, whole pipeline, same case; "
+                             "x cpu: the same for user+sys CPU of all its processes. The machine is shared: best "
+                             "of the rounds run.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from .._record import record
 from ..scratch import is_root, loop_device, make_image, memfs_mount
+from ..sysfiles import mount_containing, mounts
 from ..targets import open_target
 from .cache import PATTERN_CHUNK, RESIDENT, fill
 
@@ -71,27 +72,13 @@ def unavailable(name: str) -> str | None:
 
 
 def _shm_dir() -> str | None:
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and parts[1] == "/dev/shm" and parts[2] == "tmpfs":
-                    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    except OSError:
-        return None
-    return None
+    shm = next((m for m in mounts() if m.point == "/dev/shm" and m.fstype == "tmpfs"), None)
+    return "/dev/shm" if shm and os.access("/dev/shm", os.W_OK) else None
 
 
 def _fs_type(path: str) -> str:
-    best, fstype = "", "?"
-    real = os.path.realpath(path)
-    with contextlib.suppress(OSError), open("/proc/self/mounts") as f:
-        for line in f:
-            parts = line.split()
-            inside = len(parts) > 2 and (real == parts[1] or real.startswith(parts[1].rstrip("/") + "/"))
-            if inside and len(parts[1]) >= len(best):
-                best, fstype = parts[1], parts[2]
-    return fstype
+    mount = mount_containing(path)
+    return mount.fstype if mount else "?"
 
 
 def _describe(path: str, kind: str) -> tuple[int, int | None]:

@@ -2,8 +2,9 @@
 
 Start-up is part of every job people time, so this module imports nothing at its top but
 ``sys``: the top-level ``--help`` is built from :data:`COMMANDS` alone, and only the chosen
-command's module is imported and registered. No traceback ever reaches the terminal: Ctrl-C at
-any moment is one line and exit 130, anything unexpected one line and exit 1.
+command's module is imported and registered. No traceback ever reaches the terminal: SIGINT,
+SIGTERM or SIGHUP at any moment is one line and exit 130, 143 or 129 (see :func:`main`),
+anything unexpected one line and exit 1.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def top_level_option(word: str) -> bool:
 
 
 def _run(argv: list[str], process: bool) -> int:
+    from ..cancel import raising
     from ..errors import EXIT_FAILURE, LargezeroError
     from .common import say
 
@@ -168,7 +170,8 @@ def _run(argv: list[str], process: bool) -> int:
 
         threading.excepthook = _thread_excepthook
     try:
-        code: int = args.func(args)
+        with raising():  # from here a signal unwinds the command (loop devices detached)
+            code: int = args.func(args)
         return code
     except LargezeroError as err:
         say(f"largezero: {err.cli_message()}")
@@ -180,25 +183,6 @@ def _run(argv: list[str], process: bool) -> int:
         return EXIT_FAILURE
 
 
-def _on_sigint(signum: int, frame: object) -> None:
-    import signal
-
-    # A second Ctrl-C while we unwind (detaching loop devices, printing the resume command)
-    # must neither raise again nor cut the clean-up short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    code = getattr(frame, "f_code", None)
-    if code is not None and code.co_filename.startswith("<frozen"):
-        # Inside importlib's own machinery (a module lock's callback) an exception is only
-        # "ignored" with a traceback: nothing of ours has started, so leave at once.
-        import contextlib
-        import os
-
-        with contextlib.suppress(OSError):
-            os.write(2, b"largezero: interrupted\n")
-        os._exit(130)
-    raise KeyboardInterrupt
-
-
 def _thread_excepthook(hook: Any) -> None:
     from .common import say
 
@@ -207,16 +191,23 @@ def _thread_excepthook(hook: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code. ``argv`` None means: this is the process
-    (the console script, ``python -m largezero``), so signals stay ours until it exits."""
-    previous: Any = None
-    streams: Any = None
-    try:
-        import signal
+    (the ``largezero`` launcher, ``python -m largezero``), so signals stay ours until it exits.
 
-        try:
-            previous = signal.signal(signal.SIGINT, _on_sigint)
-        except ValueError:  # not the main thread (an embedding program): leave signals alone
-            previous = None
+    SIGINT, SIGTERM and SIGHUP go to the one handler of :mod:`largezero.cancel`: before and
+    after the command they end the process at once (one line, 128 + the signal's number); while
+    it runs they raise :class:`~largezero.cancel.Stopped`; a job polling the flag stops at its
+    next call boundary. A job's "interrupted" status (130) becomes 128 + the signal's number.
+    """
+    from .. import cancel
+
+    cancel.reset()
+    ours = not cancel.installed() and cancel.install()
+    # In a program that calls main(argv) a signal during parsing raises too (caught below) instead
+    # of ending that program: only the process that is the command exits at once.
+    embedded = cancel.raising() if argv is not None else None
+    if embedded is not None:
+        embedded.__enter__()
+    try:
         from .common import guarded_streams
 
         with guarded_streams() as streams:
@@ -227,13 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 say(f"largezero: write error: stdout: {out.failed}")
                 code = 1
-        return code
+        return cancel.status(code) if code == 130 else code
     except SystemExit as done:  # argparse: --help, --version, a usage error
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
-    except KeyboardInterrupt:
-        _restore_sigint(None, True)  # from here on a second Ctrl-C is ignored
-        _last_words("largezero: interrupted")
-        return 130
+    except KeyboardInterrupt as stop:  # cancel.Stopped, or Ctrl-C in a program that embeds main()
+        signum = getattr(stop, "signum", cancel.STOP.signum or 2)
+        _last_words(cancel.message(signum))
+        return 128 + signum
     except MemoryError:
         _last_words("largezero: out of memory")
         return 1
@@ -245,7 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _last_words(f"largezero: internal error: {type(err).__name__}: {err}")
         return 1
     finally:
-        _restore_sigint(previous, argv is None)
+        if embedded is not None:
+            embedded.__exit__()
+        if ours and argv is not None:
+            cancel.uninstall()  # a program that called main(argv) gets its handlers back
 
 
 def _last_words(msg: str) -> None:
@@ -255,18 +249,4 @@ def _last_words(msg: str) -> None:
 
         say(msg)
     except BaseException:  # even an import failing here must not traceback
-        pass
-
-
-def _restore_sigint(previous: Any, process: bool) -> None:
-    try:
-        import signal
-
-        if process:
-            # The process is about to exit with our code: a late Ctrl-C must not turn the
-            # exit into a traceback from the interpreter's shutdown.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        elif previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    except (ValueError, KeyboardInterrupt):
         pass

@@ -1,20 +1,25 @@
 """largezero cat: zeros (or a file, its holes from the zero buffer) as a stream on stdout.
 
 Behaves like coreutils cat at the edges: a reader that goes away ends it quietly with 141,
-EAGAIN on a non-blocking stdout waits with poll, a closed stdout is one line and 1, Ctrl-C 130.
+EAGAIN on a non-blocking stdout waits with poll, a closed stdout (``>&-``) is one line and 1,
+SIGINT, SIGTERM and SIGHUP say how many bytes went out and exit 130, 143 and 129. A file or
+block device on stdout goes through the refusals of ``zero`` (mounted, held, a signature,
+backing a loop) unless --force; a FILE that is not a regular file or block device (a FIFO)
+is refused without waiting for a writer.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
-from collections.abc import Sequence
-from typing import Any
 
-from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Interrupted, LargezeroError, UsageError
-from .common import size_arg
+from ..cancel import STOP
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, Interrupted, LargezeroError, UsageError
+from .common import closed_at_start, say, size_arg
+
+TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE, as coreutils cat gives
 STDOUT = 1
@@ -43,24 +48,19 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--offset", type=size_arg("offset"), default=0, help="first byte of FILE (default 0)")
     p.add_argument("-l", "--length", type=size_arg("length"), default=None,
                    help="bytes to write (default: endless zeros, or to the end of FILE)")
-    p.add_argument("--force", action="store_true", help="write binary zeros to a terminal anyway")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="write binary zeros to a terminal, or to a file or device that is in use (mounted, held, "
+                        "backing a loop) or carries a signature")
     p.add_argument("--json", action="store_true", help="print one JSON object to stderr at the end")
     p.add_argument("-v", "--verbose", action="store_true", help="say on stderr which mechanism ran")
     p.set_defaults(func=run)
 
 
-def _say(line: str) -> None:
-    # stderr may be closed too; a message that cannot be printed is not worth a traceback.
-    try:
-        if sys.stderr is not None:
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
 def _check_stdout(args: argparse.Namespace) -> None:
-    """Before anything is opened: a closed fd 1 would otherwise be reused by our own input."""
+    """Before anything is opened: a closed fd 1 would otherwise be reused by our own input
+    (main() points a closed fd 1 at /dev/null, so a stream into it would "succeed")."""
+    if STDOUT in closed_at_start:
+        raise StdoutClosed("standard output is closed: nowhere to write")
     try:
         os.fstat(STDOUT)
     except OSError as err:
@@ -75,14 +75,16 @@ def _report(args: argparse.Namespace, result: Any, outcome: str) -> None:
     if args.verbose:
         via = ", ".join(f"{name} ({calls} calls, {n} bytes)" for name, (calls, n) in result.mechanisms.items())
         src = f"{result.source} " if result.source else "zeros "
-        _say(f"largezero cat: {src}to {result.kind}: {result.bytes} bytes by {via or 'nothing'}; "
-             f"zero buffer {result.zero_buffer or 'none'}; {result.seconds:.3f} s; {outcome}")
+        say(f"largezero cat: {src}to {result.kind}: {result.bytes} bytes by {via or 'nothing'}; "
+            f"zero buffer {result.zero_buffer or 'none'}; {result.seconds:.3f} s; {outcome}")
         for why in result.fallback:
-            _say(f"largezero cat: fallback: {why}")
+            say(f"largezero cat: fallback: {why}")
     if args.json:
+        import json
+
         obj = result.to_dict()
         obj["outcome"] = outcome
-        _say(json.dumps(obj))
+        say(json.dumps(obj))
 
 
 def _quiet_stdout() -> None:
@@ -101,17 +103,20 @@ def run(args: argparse.Namespace) -> int:
 
     result = StreamResult("stdout", "")
     try:
+        # The one cancel flag: inside the zeroing engine (a file or device on stdout) a signal
+        # stops at a call boundary; elsewhere it raises where the stream is (a blocked pipe).
         if args.file is None:
-            zero_stream(STDOUT, args.length, result=result, name="stdout")
+            zero_stream(STDOUT, args.length, result=result, name="stdout", cancel=STOP, force=args.force)
         else:
-            stream_file(args.file, STDOUT, args.offset, args.length, result=result, name="stdout")
+            stream_file(args.file, STDOUT, args.offset, args.length, result=result, name="stdout", cancel=STOP,
+                        force=args.force)
     except BrokenPipeError:
         _quiet_stdout()
         _report(args, result, "reader gone")
         return EXIT_PIPE
     except (KeyboardInterrupt, Interrupted):
         _report(args, result, "interrupted")
-        _say(f"largezero cat: interrupted after {result.bytes} bytes")
+        say(f"largezero cat: interrupted after {result.bytes} bytes")
         return EXIT_INTERRUPTED
     except LargezeroError:
         raise
@@ -120,33 +125,3 @@ def run(args: argparse.Namespace) -> int:
         raise LargezeroError(f"write error after {result.bytes} bytes: {err.strerror or err}") from None
     _report(args, result, "done")
     return EXIT_OK
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # One line and exit 2, like util-linux, instead of argparse's usage dump.
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (try '{self.prog} --help')\n")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``largezero cat`` on its own: the one-command parser around register()."""
-    parser = _Parser(prog="largezero")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    register(sub)
-    args = parser.parse_args(["cat", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        code: int = args.func(args)
-        return code
-    except LargezeroError as err:
-        _say(f"largezero cat: {err.cli_message()}")
-        return err.exit_code
-    except KeyboardInterrupt:
-        _say("largezero cat: interrupted")
-        return EXIT_INTERRUPTED
-    except OSError as err:
-        _say(f"largezero cat: {err.strerror or err}")
-        return EXIT_FAILURE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

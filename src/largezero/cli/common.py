@@ -15,8 +15,6 @@ TYPE_CHECKING = False  # not from typing: start-up pays for every module importe
 if TYPE_CHECKING:
     from typing import IO, Any
 
-    from ..cancel import Flag
-
 
 def size_arg(what: str) -> Any:
     """An argparse type that parses sizes with K/M/G suffixes and names the option on error."""
@@ -136,6 +134,11 @@ class GuardedStream:
         return getattr(self._stream, name)
 
 
+# The standard fds that were closed when the command started (``>&-``): _open_standard_fds()
+# points them at /dev/null, and a command whose output is fd 1 itself (cat) must still refuse.
+closed_at_start: set[int] = set()
+
+
 def _open_standard_fds() -> None:
     """Open /dev/null on any of fds 0-2 that is closed (``2>&-``), so that no file we open later
     lands on fd 2 and receives somebody's error message (a target must never get stray bytes)."""
@@ -143,6 +146,7 @@ def _open_standard_fds() -> None:
         try:
             os.fstat(fd)
         except OSError:
+            closed_at_start.add(fd)
             try:
                 got = os.open(os.devnull, os.O_RDWR)
                 if got != fd:  # cannot happen (lower fds are done first), but never leave it wrong
@@ -170,30 +174,3 @@ class guarded_streams:  # noqa: N801 - used like the context-manager function it
         self.out.flush()
         self.err.flush()
         sys.stdout, sys.stderr = self._saved
-
-
-class StopOnSignals:
-    """SIGINT and SIGTERM set ``cancel``, which the job polls at every call boundary
-    (BLKDEV_ZERO_KILLABLE): it stops there with exit 130 and the command that resumes."""
-
-    def __init__(self, cancel: Flag) -> None:
-        self.cancel = cancel
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> None:
-        import signal
-
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[s] = signal.signal(s, self._handler)
-            except ValueError:  # not the main thread (an embedding program): signals are not ours
-                break
-
-    def _handler(self, signum: int, frame: object) -> None:
-        self.cancel.set()
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        for s, h in self.previous.items():
-            signal.signal(s, h)

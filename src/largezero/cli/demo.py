@@ -9,6 +9,7 @@ from ..demo import DEFAULT_SIZE, DemoRow, rows_as_dicts, run_demo
 from ..errors import EXIT_FAILURE, EXIT_OK
 from ..kconfig import persistent_huge_zero_folio
 from ..mm import largest_zero_buffer
+from ..table import Table
 from ..units import format_size
 from .common import print_json, size_arg
 
@@ -26,32 +27,15 @@ def register(sub: Any) -> None:
 
 
 def _table(rows: list[DemoRow]) -> None:
-    headers = ("target", "run", "method", "zero source", "seconds", "GiB/s", "calls", "iovecs",
-               "requests", "verified")
-    body = []
+    table = Table(("target", "run", "method", "zero source", "seconds", "GiB/s", "calls", "iovecs", "requests",
+                   "verified"), right=("seconds", "GiB/s", "calls", "iovecs", "requests"),
+                  title="largezero demo: the same range zeroed each way")
     for r in rows:
         rate = f"{r.length / r.seconds / 2**30:.2f}" if r.seconds > 0 else "-"
         name = r.target if r.target.startswith("/dev/") else "file"
-        body.append((name, r.label, r.method, r.backing, f"{r.seconds:.3f}", rate, str(r.calls), str(r.iovecs),
-                     "-" if r.requests is None else str(r.requests), "ok" if r.verified else "FAILED"))
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(headers)]
-        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-        for row in body:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-        return
-    table = Table(title="largezero demo: the same range zeroed each way")
-    for h in headers:
-        table.add_column(h, justify="right" if h in ("seconds", "GiB/s", "calls", "iovecs", "requests") else "left")
-    for row in body:
-        table.add_row(*row)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=132)  # a pipe or a log: do not squeeze the table into 80 columns
-    console.print(table)
+        table.add_row(name, r.label, r.method, r.backing, f"{r.seconds:.3f}", rate, str(r.calls), str(r.iovecs),
+                      "-" if r.requests is None else str(r.requests), "ok" if r.verified else "FAILED")
+    table.print(pipe_width=132)  # a pipe or a log: do not squeeze the table into 80 columns
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,8 +9,8 @@ from ..engine.zeroout import offload_mechanisms
 from ..errors import TargetError
 from ..kconfig import persistent_huge_zero_folio
 from ..mm import largest_zero_buffer, page_size, pmd_size, thp_status, zero_buffer_for
+from ..sysfiles import block_dir, mount_containing, mount_points
 from ..targets import BLOCK, Target, opened
-from ..targets.fsinfo import mounts_of_device
 from ..targets.inuse import loops_over_file
 from ..units import format_size
 from .common import print_json
@@ -32,26 +32,18 @@ def register(sub: Any) -> None:
 
 
 def _fs_type(path: str | None) -> str | None:
-    if path is None:
-        return None
-    best, fstype = "", None
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            parts = line.split()
-            mnt = parts[1].replace("\\040", " ")
-            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                best, fstype = mnt, parts[2]
-    return fstype
+    mount = mount_containing(path) if path is not None else None
+    return mount.fstype if mount else None
 
 
 def _queue_limits(tgt: Target) -> dict[str, object] | None:
     if tgt.kind != BLOCK:
         return None
-    try:
-        from ..model.limits import QueueLimits  # written beside the model
+    from ..model.limits import QueueLimits  # only for a block device: info on a file never loads the model
 
-        return QueueLimits.from_sysfs(tgt.block_name or "").to_dict()  # type: ignore[no-any-return]
-    except (ImportError, AttributeError, OSError, ValueError):
+    try:
+        return QueueLimits.from_sysfs(tgt.block_name or "").to_dict()
+    except (OSError, ValueError):  # sysfs without the device's queue: what the target itself answers
         names = ("logical_block_size", "physical_block_size", "max_sectors_kb", "max_hw_sectors_kb",
                  "max_segments", "max_segment_size", "write_zeroes_max_bytes", "discard_max_bytes")
         return {n: tgt.queue_attr(n) for n in names}
@@ -72,9 +64,9 @@ def _safety(tgt: Target) -> dict[str, object]:
     """What zero would refuse and why: mounts, holders, swap, loop backing, signatures."""
     out: dict[str, object] = {"in_use": tgt.in_use()}
     if tgt.kind == BLOCK:
-        out["mounted_on"] = mounts_of_device(tgt.rdev)
+        out["mounted_on"] = mount_points(tgt.rdev)
         try:
-            holders = sorted(os.listdir(f"/sys/dev/block/{os.major(tgt.rdev)}:{os.minor(tgt.rdev)}/holders"))
+            holders = sorted(os.listdir(f"{block_dir(tgt.rdev)}/holders"))
         except OSError:
             holders = []
         out["holders"] = holders

@@ -9,6 +9,7 @@ copy. Nothing here runs when largezero does: only those two tools and the tests 
 from __future__ import annotations
 
 import argparse
+import signal
 
 from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_VERIFY_MISMATCH
 from ..mm.zero_page import ENV_SWITCH
@@ -43,7 +44,10 @@ EXIT_STATUS: list[tuple[int, str]] = [
     (EXIT_USAGE, "bad input, refused (a target in use or carrying a signature, without --force), or nothing "
                  "applicable (-m offload where no offload is real); nothing was written"),
     (EXIT_VERIFY_MISMATCH, "verify found a non-zero byte (verify, zero --verify)"),
-    (EXIT_INTERRUPTED, "interrupted: Ctrl-C stops at the next write boundary and prints the command that resumes"),
+    (EXIT_INTERRUPTED, "interrupted (SIGINT, Ctrl-C): the job stops at the next write boundary and prints the "
+                       "command that resumes; before a job starts, one line and the same status"),
+    (128 + signal.SIGTERM, "stopped by SIGTERM, as for SIGINT"),  # 128 + the signal, as the shell reports
+    (128 + signal.SIGHUP, "stopped by SIGHUP, as for SIGINT"),
 ]
 
 ENVIRONMENT: list[tuple[str, str]] = [
@@ -51,6 +55,11 @@ ENVIRONMENT: list[tuple[str, str]] = [
                  "without CONFIG_PERSISTENT_HUGE_ZERO_FOLIO); 1, yes, on, true or unset: use it where the kernel "
                  "maps its huge zero folio. Any other value is bad input (exit 2)."),
     (TRACEBACK_ENV, "1: an unexpected error shows its Python traceback instead of one line (for developers)."),
+    ("LARGEZERO_PYTHON", "the interpreter the largezero command runs (default: python3 beside the command, else "
+                         "python3 on PATH)."),
+    ("LARGEZERO_BLOCK_SIGNALS", "0: start the interpreter without SIGINT, SIGTERM and SIGHUP blocked, where env has "
+                                "no --block-signal (busybox, coreutils before 8.31); a signal in the first "
+                                "milliseconds is then Python's."),
     ("LARGEZERO_BENCH_DIR", "where bench's stream part creates its sparse image (default: $TMPDIR)."),
     ("TMPDIR", "where bench and demo create their scratch files and loop images (bench --dir overrides)."),
     ("COLUMNS", "the width of --help (default: the terminal's)."),

@@ -28,6 +28,8 @@ from ..model.sources import (
     pmd_size_for,
     source_for_buffer,
 )
+from ..sysfiles import dev_of, mount_points
+from ..table import Table
 from ..units import format_size, parse_size
 from .common import print_json, size_arg
 
@@ -122,18 +124,12 @@ def _dio_write_arg(text: str) -> tuple[int, int]:
 def mounted_block_size(device: str) -> int | None:
     """The block size of the filesystem mounted from ``device`` (statvfs), None if not mounted."""
     name = os.path.basename(os.path.realpath(device)) if device.startswith("/") else device
+    rdev = dev_of(f"/sys/class/block/{name}")
+    points = mount_points(rdev) if rdev is not None else []
     try:
-        with open(f"/sys/class/block/{name}/dev") as f:
-            devno = f.read().strip()
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                if fields[2] == devno:
-                    # Mount points escape blanks as \040 and so on.
-                    return os.statvfs(fields[4].encode().decode("unicode_escape")).f_bsize
+        return os.statvfs(points[0]).f_bsize if points else None
     except OSError:
         return None
-    return None
 
 
 def _sources(args: argparse.Namespace, page: int) -> list[ZeroSource]:
@@ -322,34 +318,14 @@ def _print_table(report: dict[str, Any]) -> None:
               f"largest_zero_folio() is {k['largest_zero_folio']}")
     rows = [[_cell(key, e) for key, _ in _COLUMNS] for e in report["sources"]]
     errors = [f"{_cell('source', e)}: {e['error']}" for e in report["sources"] if e.get("error")]
-    try:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        headers = [h for _, h in _COLUMNS]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        print(title)
-        print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths,
-                                                                                              strict=True))))
-        for r in rows:
-            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
-                                                                                                 strict=True))))
-        for line in errors:
-            print(line)
-        print(footer)
-        return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for i, (_, header) in enumerate(_COLUMNS):
-        table.add_column(header, justify="left" if i == 0 else "right", no_wrap=i == 0, overflow="fold")
+    table = Table([h for _, h in _COLUMNS], right=[h for _, h in _COLUMNS[1:]])
     for r in rows:
         table.add_row(*r)
-    console = Console()
-    console.print(title, highlight=False)
-    console.print(table)
+    print(title)
+    table.print(compact=True)
     for line in errors:
-        console.print(line, highlight=False)
-    console.print(footer, highlight=False)
+        print(line)
+    print(footer)
 
 
 def _plot(args: argparse.Namespace, report: dict[str, Any], path: str) -> None:

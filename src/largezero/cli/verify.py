@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..cancel import Flag
+from ..cancel import on_signals
 from ..errors import EXIT_OK, EXIT_VERIFY_MISMATCH
 from ..targets import opened
 from ..units import format_size
 from ..verify import VerifyResult, verify_target
-from .common import StopOnSignals, print_json, size_arg
+from .common import print_json, size_arg
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -22,7 +22,8 @@ def register(sub: Any) -> None:
                        description="Check that [OFFSET, OFFSET+LENGTH) reads back as zeros. Holes and unwritten "
                                    "extents of files are skipped with SEEK_DATA (counted as skipped) unless "
                                    "--direct, which reads every byte from the medium with O_DIRECT. "
-                                   "Exit 0 when every byte is zero, 3 at the first non-zero byte, 130 interrupted.")
+                                   "Exit 0 when every byte is zero, 3 at the first non-zero byte, 130/143/129 "
+                                   "on SIGINT/SIGTERM/SIGHUP.")
     p.add_argument("target", metavar="TARGET", help="regular file or block device (opened read-only)")
     p.add_argument("-o", "--offset", type=size_arg("offset"), default=0, help="first byte (default 0)")
     p.add_argument("-l", "--length", type=size_arg("length"), default=None,
@@ -61,8 +62,7 @@ def to_dict(name: str, r: VerifyResult, seconds: float) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    cancel = Flag()
-    with StopOnSignals(cancel), opened(args.target, writable=False) as tgt:
+    with on_signals() as cancel, opened(args.target, writable=False) as tgt:
         result, seconds = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel)
     if args.json:
         print_json(to_dict(args.target, result, seconds))

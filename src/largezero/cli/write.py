@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import mmap
 import os
 import select
 import shlex
-import signal
 import stat
 import sys
-import threading
-from collections.abc import Iterator
 from typing import Any
 
+from ..cancel import on_signals
 from ..engine.writeloop import fdatasync
 from ..errors import EXIT_OK, Interrupted, UsageError, ZeroingError
 from ..iomap import DirectWriter, WriteResult, aligned_buffer
@@ -57,32 +54,6 @@ def register(sub: Any) -> None:
     p.add_argument("-f", "--force", action="store_true", help="use a device even if it is mounted or held")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(cancel: threading.Event) -> Iterator[int | None]:
-    """SIGINT/SIGTERM set ``cancel`` (the writer stops at the next write call) and wake a
-    blocked read of standard input through the returned fd (None off the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield None
-        return
-    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: object) -> None:
-        cancel.set()
-
-    old_wakeup = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    try:
-        for s in previous:
-            signal.signal(s, handler)
-        yield r
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        signal.set_wakeup_fd(old_wakeup)
-        os.close(r)
-        os.close(w)
 
 
 class _Input:
@@ -175,9 +146,8 @@ def run(args: argparse.Namespace) -> int:
     if sys.stdin is None or os.isatty(stdin):
         raise UsageError("no data: standard input is a terminal; redirect or pipe the data to write")
     offset: int = args.offset
-    cancel = threading.Event()
     with DirectWriter(args.target, block_size=args.block_size, direct=args.direct, force=args.force) as writer, \
-            _stop_on_signals(cancel) as wake:
+            on_signals(wake=True) as cancel:
         tgt = writer.target
         known = _stdin_size(stdin)
         limit = tgt.size if tgt.kind == BLOCK else MAX_SIZE
@@ -186,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
                              f"({tgt.size} bytes)")
         total = WriteResult(tgt.name, tgt.kind, writer.direct, offset, 0, writer.block_size, writer.align,
                             granule=writer.granule, span_offset=offset, zero_buffer=writer.zero_buffer, writes=0)
-        source = _Input(stdin, wake, cancel)
+        source = _Input(stdin, cancel.wake, cancel)
         try:
             _copy(args, writer, source, total, cancel)
         except ZeroingError as err:

@@ -6,7 +6,7 @@ import argparse
 import os
 import time
 
-from ..cancel import Flag
+from ..cancel import STOP, on_signals
 from ..engine.options import BACKINGS, METHODS, ZeroOptions
 from ..errors import (
     EXIT_INTERRUPTED,
@@ -18,7 +18,7 @@ from ..errors import (
     ZeroingError,
 )
 from ..job import JobResult, ZeroJob, error_json
-from .common import StopOnSignals, print_json, say, size_arg
+from .common import print_json, say, size_arg
 from .zero_report import describe_plan, resume_command, summary
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from ..cancel import Cancel
     from ..engine.writeloop import Progress
+    from .progress import ProgressDisplay
 
 USAGE_EXAMPLES = """\
 examples:
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         ready = [t for t in targets if t.open()]
         if args.dry_run:
             for t in ready:
-                t.run(Flag(), None)
+                t.run(STOP, None)
         else:
             _zero(args, ready)
     finally:
@@ -188,23 +189,22 @@ def run(args: argparse.Namespace) -> int:
 def _zero(args: argparse.Namespace, ready: list[_Target]) -> None:
     from .progress import progress_display
 
-    cancel = Flag()
-    with StopOnSignals(cancel), \
-            progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as bars:
+    # SIGINT, SIGTERM, SIGHUP set the one flag, which each job polls at every call boundary.
+    with on_signals() as cancel, \
+            progress_display([(f"zeroing {t.target}", t.job.total) for t in ready], not args.json) as display:
         if len(ready) == 1:
             # One target runs here: the handlers only set the flag, which the job polls at
             # every call, so a thread would add nothing but its start-up.
-            ready[0].run(cancel, bars[0] if bars else None)
+            ready[0].run(cancel, display.updater(0))
         else:
-            _zero_together(ready, cancel, bars)
+            _zero_together(ready, cancel, display)
 
 
-def _zero_together(targets: list[_Target], cancel: Flag, bars: list[Callable[[int], None]] | None) -> None:
+def _zero_together(targets: list[_Target], cancel: Cancel, display: ProgressDisplay) -> None:
     """Several targets at once, one thread each (the writes drop the GIL)."""
     import threading
 
-    workers = [threading.Thread(target=t.run, args=(cancel, bars[i] if bars else None))
-               for i, t in enumerate(targets)]
+    workers = [threading.Thread(target=t.run, args=(cancel, display.updater(i))) for i, t in enumerate(targets)]
     for w in workers:
         w.start()
     for w in workers:

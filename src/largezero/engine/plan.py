@@ -9,9 +9,9 @@ Steps:
 
 ``OffloadStep``  fallocate(ZERO_RANGE / WRITE_ZEROES / PUNCH_HOLE) or BLKZEROOUT
 ``WriteStep``    vectored writes from one zero buffer, buffered or O_DIRECT
-``EdgeStep``     an unaligned head or tail of an O_DIRECT job: a buffered write of exactly its
-                 bytes (the kernel merges them into the page under its own lock), then
-                 written back, so no byte outside the range is ever read and rewritten
+``EdgeStep``     the part of a head or tail below the O_DIRECT alignment (sub-sector bytes): a
+                 buffered write of exactly its bytes (the kernel merges them into the page
+                 under its own lock), then written back; every aligned byte is O_DIRECT
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from .._record import field, record
 from ..targets.facts import PAGE_SIZE, TargetFacts
+from ..units import format_size
 from .edges import cut
 from .options import ZeroOptions
 
@@ -105,7 +106,7 @@ class WriteStep:
 
 @record(frozen=True)
 class EdgeStep:
-    """An unaligned head or tail of an O_DIRECT job: written through the page cache, then back."""
+    """Sub-alignment bytes of a head or tail: written through the page cache, then written back."""
 
     offset: int
     length: int
@@ -228,9 +229,9 @@ def choose_iov_len(facts: TargetFacts, opts: ZeroOptions, direct: bool, buf: int
     if opts.iov_len is not None:
         return min(opts.iov_len, buf), "iovec size given"
     if direct and facts.copies_data and buf > COPYING_DEVICE_IOV:
-        return COPYING_DEVICE_IOV, (f"iovec {COPYING_DEVICE_IOV >> 10} KiB: the device driver copies each byte, "
-                                    "a small source stays in the CPU cache")
-    return buf, f"iovec {buf >> 10} KiB: the whole zero buffer"
+        return COPYING_DEVICE_IOV, (f"iovec {format_size(COPYING_DEVICE_IOV, 'exact')}: the device driver "
+                                    "copies each byte, a small source stays in the CPU cache")
+    return buf, f"iovec {format_size(buf, 'exact')}: the whole zero buffer"
 
 
 def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions, buf: int, method: str,
@@ -247,9 +248,10 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
         steps: tuple[Step, ...] = (WriteStep(offset, length, False, plan_calls(offset, length, iov_len,
                                                                                 call_bytes)),)
         return ZeroPlan(offset, length, method, False, iov_len, call_bytes, steps, why=tuple(why))
-    # Edges up to the page-cache granule go through the page cache: an O_DIRECT write never
-    # shares a page with bytes outside the range, so no other writer's page is made stale.
-    granule = max(facts.dio_align, facts.cache_granule)
+    # Only the bytes below the target's own O_DIRECT alignment go through the page cache: a
+    # sector-aligned range never touches it, so another process's O_DIRECT write to the same
+    # page cannot collide with a dirty page of ours (docs/reliability.md).
+    granule = max(facts.dio_align, 1)
     head_end, tail_start = cut(offset, end, granule)
     out: list[Step] = []
     if head_end > offset:
@@ -260,7 +262,7 @@ def _write_plan(facts: TargetFacts, offset: int, length: int, opts: ZeroOptions,
     if end > tail_start:
         out.append(EdgeStep(tail_start, end - tail_start))
     if head_end > offset or end > tail_start:
-        why.append(f"unaligned edges ({granule}-byte granule) through the page cache")
+        why.append(f"bytes below the {granule}-byte O_DIRECT alignment through the page cache")
     return ZeroPlan(offset, length, method, True, iov_len, call_bytes, tuple(out), why=tuple(why))
 
 

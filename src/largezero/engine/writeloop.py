@@ -11,13 +11,22 @@ import errno
 from collections.abc import Callable, Sequence
 
 from .. import syscalls
-from ..errors import Interrupted, ZeroingError
+from ..errors import Interrupted, KernelRefused, ZeroingError
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from ..cancel import Cancel
 
 Progress = Callable[[int], None]
+
+# Errors with which the kernel refuses a job before writing anything, and what they mean here.
+REFUSALS = {
+    errno.EFBIG: "past the file size limit: RLIMIT_FSIZE (ulimit -f) or the filesystem's largest file",
+    errno.ETXTBSY: "an active swapfile or a running program's file",
+    errno.EBUSY: "the device is mounted or held; the kernel does not zero it even with --force",
+    errno.EPERM: "not permitted: an immutable, append-only or sealed file",
+    errno.EROFS: "a read-only filesystem or device",
+}
 
 
 class Job:
@@ -74,6 +83,13 @@ class Job:
         if self.progress is not None:
             self.progress(self.bytes_done)
 
+    def forget(self, a: int, b: int) -> None:
+        """[a, b) is no longer known written (page-cache bytes whose write-back failed)."""
+        kept: list[tuple[int, int]] = []
+        for lo, hi in self._done:
+            kept.extend(span for span in ((lo, min(hi, a)), (max(lo, b), hi)) if span[1] > span[0])
+        self._done = kept
+
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             # Steps that finished out of order (an offloaded middle before its head) are zero
@@ -83,13 +99,20 @@ class Job:
             raise self._error(Interrupted, f"{self.name}: interrupted at byte {self.prefix_end}; {self._state()}",
                               maybe, None, "interrupted")
 
-    def fail(self, err: OSError, what: str, maybe_until: int | None = None) -> ZeroingError:
-        """The error for a call that failed; ``maybe_until``: how far that call may have written."""
+    def fail(self, err: OSError, what: str, maybe_until: int | None = None, why: str = "") -> ZeroingError:
+        """The error for a call that failed; ``maybe_until``: how far that call may have written;
+        ``why``: what the error means here, when the system's own words do not say it."""
+        if err.errno in REFUSALS and not self._done:
+            # A failed call writes nothing: the whole job was refused, and a resume would be too.
+            return KernelRefused(f"{self.name}: the kernel refused {what}: {err.strerror} ({REFUSALS[err.errno]}); "
+                                 "nothing was written", target=self.name, method=self.method, offset=self.offset,
+                                 bytes_zeroed=0, errno=err.errno, what=what)
         at = self.prefix_end
         reach = min(max(maybe_until or 0, self.furthest), self.end)
         maybe = reach if reach > at else None
         method = f"method {self.method}; " if self.method else ""
-        return self._error(ZeroingError, f"{self.name}: {what} failed at byte {at}: {err.strerror or err} "
+        why = f" ({why})" if why else ""
+        return self._error(ZeroingError, f"{self.name}: {what} failed at byte {at}: {err.strerror or err}{why} "
                            f"({method}{self._state(maybe)})", maybe, err.errno, what)
 
     def _beyond_prefix(self) -> list[tuple[int, int]]:
@@ -168,6 +191,13 @@ def write_exactly(job: Job, fd: int, iov: Sequence[memoryview], pos: int, *, gra
     return pos
 
 
+# What EIO from writing back a page-cache edge means when the device is healthy: another
+# process wrote the same page with O_DIRECT while ours was dirty, the kernel could not drop the
+# page (dio_warn_stale_pagecache) and flagged the whole file with EIO (docs/reliability.md).
+COLLISION = ("a page-cache collision: another process wrote the same page with O_DIRECT while these bytes "
+             "were in the page cache, or a device error")
+
+
 def sync_range(job: Job, fd: int, offset: int, length: int) -> None:
     """Write back [offset, offset+length) of the page cache and wait: an edge is on the device
     before the job goes on, as an O_DIRECT write would be."""
@@ -178,7 +208,11 @@ def sync_range(job: Job, fd: int, offset: int, length: int) -> None:
         except InterruptedError:
             job.check_cancel()
         except OSError as err:
-            raise job.fail(err, "sync_file_range") from None
+            # The bytes read as zero from the page cache, but are not known on the medium.
+            job.forget(offset, offset + length)
+            why = COLLISION if err.errno == errno.EIO else ""
+            raise job.fail(err, f"sync_file_range of bytes {offset}..{offset + length}", offset + length,
+                           why) from None
 
 
 def fdatasync(fd: int) -> None:
@@ -190,4 +224,4 @@ def fdatasync(fd: int) -> None:
             continue
 
 
-__all__ = ["Job", "Progress", "advance", "fdatasync", "sync_range", "take", "write_exactly"]
+__all__ = ["COLLISION", "Job", "Progress", "advance", "fdatasync", "sync_range", "take", "write_exactly"]

@@ -209,6 +209,8 @@ def _run(tgt: Target, plan: ZeroPlan, buf: ZeroBuffer, job: Job, result: ZeroRes
     result.fallback.extend(run.notes)
     if plan.method == "large" and buf.name != "LARGE_ZERO_PAGE":
         result.fallback.append(f"LARGE_ZERO_PAGE unavailable: {buf.reason}; using ZERO_PAGE")
+    elif plan.method == "large" and buf.reason:
+        result.fallback.append(buf.reason)  # mapped, but not backed as asked
 
 
 def _medium(r: ZeroResult, facts: TargetFacts, synced: bool) -> tuple[bool | None, str]:

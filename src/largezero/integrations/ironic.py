@@ -43,6 +43,7 @@ from ironic_python_agent import config as _config  # noqa: F401
 from ironic_python_agent import errors, hardware
 
 from .._record import record
+from ..sysfiles import read_int
 
 LOG = logging.getLogger(__name__)
 
@@ -170,11 +171,7 @@ def firmware_erase(name: str, internal_info: dict[str, Any]) -> str | None:
 
 
 def _read_only(name: str) -> bool:
-    try:
-        with open(f"/sys/class/block/{os.path.basename(os.path.realpath(name))}/ro") as f:
-            return f.read().strip() == "1"
-    except OSError:
-        return False
+    return read_int(f"/sys/class/block/{os.path.basename(os.path.realpath(name))}/ro") == 1
 
 
 def _virtual_media(name: str) -> bool:

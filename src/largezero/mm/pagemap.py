@@ -5,9 +5,8 @@ PFNs are only visible with CAP_SYS_ADMIN; without it the backing is reported as 
 
 from __future__ import annotations
 
-import struct
-
 from .._record import record
+from ..sysfiles import read_all, read_u64s
 
 PAGEMAP_PRESENT = 1 << 63
 PFN_MASK = (1 << 55) - 1
@@ -24,39 +23,22 @@ class Observed:
 
 
 def _pfns(address: int, pages: int, page: int) -> list[int] | None:
-    try:
-        with open("/proc/self/pagemap", "rb") as f:
-            f.seek(address // page * 8)
-            raw = f.read(pages * 8)
-    except OSError:
+    entries = read_u64s("/proc/self/pagemap", address // page, pages)
+    if entries is None or min(entries) < PAGEMAP_PRESENT:  # unreadable, or a page not present (bit 63)
         return None
-    if len(raw) != pages * 8:
-        return None
-    entries = struct.unpack(f"{pages}Q", raw)
     pfns = [e & PFN_MASK for e in entries]
-    if min(entries) < PAGEMAP_PRESENT:  # a page not present (bit 63 clear)
-        return None
-    if not any(pfns):
-        return None  # not privileged: the kernel hides PFNs
-    return pfns
+    return pfns if any(pfns) else None  # all zero: not privileged, the kernel hides PFNs
 
 
 def _flags(pfn: int) -> int | None:
-    try:
-        with open("/proc/kpageflags", "rb") as f:
-            f.seek(pfn * 8)
-            raw = f.read(8)
-    except OSError:
-        return None
-    return struct.unpack("Q", raw)[0] if len(raw) == 8 else None
+    flags = read_u64s("/proc/kpageflags", pfn, 1)
+    return flags[0] if flags else None
 
 
 def resident_bytes(address: int, size: int) -> int:
     """Sum of smaps Rss over the VMAs that overlap [address, address+size), -1 when unreadable."""
-    try:
-        with open("/proc/self/smaps") as f:
-            text = f.read()
-    except OSError:
+    text = read_all("/proc/self/smaps")
+    if text is None:
         return -1
     import re  # argparse has loaded it already; a scan of the VMA headers beats splitting every line
 

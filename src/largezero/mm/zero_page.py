@@ -27,6 +27,7 @@ import os
 from .._record import field, record
 from ..syscalls import buffer_address
 from ..syscalls import libc as _libc
+from ..sysfiles import read_text
 from .pagemap import observe, resident_bytes
 
 _THP = "/sys/kernel/mm/transparent_hugepage"
@@ -89,27 +90,19 @@ def page_size() -> int:
     return mmap.PAGESIZE
 
 
-def _read_sys(name: str) -> str | None:
-    try:
-        with open(os.path.join(_THP, name)) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
 def pmd_size() -> int | None:
     """The THP PMD size from sysfs (2 MiB on x86-64 with 4 KiB pages); None without THP."""
-    text = _read_sys("hpage_pmd_size")
+    text = read_text(f"{_THP}/hpage_pmd_size")
     return int(text) if text and text.isdigit() else None
 
 
 def thp_status() -> dict[str, str | None]:
     """THP 'enabled' mode (the bracketed word) and 'use_zero_page'."""
-    enabled = _read_sys("enabled")
+    enabled = read_text(f"{_THP}/enabled")
     mode = None
     if enabled:
         mode = next((w.strip("[]") for w in enabled.split() if w.startswith("[")), enabled)
-    return {"enabled": mode, "use_zero_page": _read_sys("use_zero_page")}
+    return {"enabled": mode, "use_zero_page": read_text(f"{_THP}/use_zero_page")}
 
 
 def large_page_enabled(enabled: bool | None = None) -> tuple[bool, str | None]:
@@ -221,7 +214,18 @@ def _large_unavailable(backing: str) -> str | None:
         return "THP disabled (transparent_hugepage/enabled = never)"
     if backing == Backing.HUGE_ZERO_FOLIO and status["use_zero_page"] == "0":
         return "huge zero folio disabled (transparent_hugepage/use_zero_page = 0)"
+    if _thp_disabled_for_process():
+        return "THP disabled for this process (prctl PR_SET_THP_DISABLE, inherited from its parent)"
     return None
+
+
+def _thp_disabled_for_process() -> bool:
+    """prctl(PR_SET_THP_DISABLE) on this process: no huge page, the huge zero folio included."""
+    try:
+        with open("/proc/self/status") as f:
+            return any(line.split() == ["THP_enabled:", "0"] for line in f)
+    except OSError:
+        return False
 
 
 def large_zero_page(backing: str = Backing.HUGE_ZERO_FOLIO) -> ZeroBuffer | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .._record import asdict, fields, record, replace
+from ..sysfiles import read_int
 
 SECTOR_SIZE = 512
 UINT_MAX = 2**32 - 1
@@ -121,15 +122,12 @@ class QueueLimits:
             raise ValueError(f"{device}: not a block device known to sysfs")
         start = 0
         if os.path.exists(os.path.join(node, "partition")):
-            start = _read_int(os.path.join(node, "start"))
+            start = _sysfs_int(os.path.join(node, "start"))
             node = os.path.dirname(node)
         queue = os.path.join(node, "queue")
 
         def attr(attr_name: str, default: int | None = None) -> int:
-            path = os.path.join(queue, attr_name)
-            if default is not None and not os.path.exists(path):
-                return default
-            return _read_int(path)
+            return _sysfs_int(os.path.join(queue, attr_name), default)
 
         return cls(
             logical_block_size=attr("logical_block_size"),
@@ -149,9 +147,14 @@ class QueueLimits:
         )
 
 
-def _read_int(path: str) -> int:
-    with open(path) as f:
-        return int(f.read().split()[0], 0)
+def _sysfs_int(path: str, default: int | None = None) -> int:
+    """An attribute every kernel we model has (ValueError when unreadable), or one with a default."""
+    value = read_int(path)
+    if value is None:
+        if default is None:
+            raise ValueError(f"cannot read {path}")
+        return default
+    return value
 
 
 def _nvme(name: str, mdts: int, *, write_zeroes: bool = False, lbs: int = 512) -> QueueLimits:

@@ -128,19 +128,30 @@ def _open_source(src: str | os.PathLike[str] | int) -> tuple[int, bool, str]:
         return src, False, f"fd {src}"
     name = os.fspath(src)
     try:
-        return os.open(name, os.O_RDONLY | os.O_CLOEXEC), True, name
+        # O_NONBLOCK: a FIFO without a writer would block open() forever; it is refused below.
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as err:
         raise TargetError(f"{name}: {err.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            raise TargetError(f"{name}: not a regular file or block device")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, True, name
 
 
 def stream_file(src: str | os.PathLike[str] | int, fd: int, offset: int = 0, length: int | None = None, *,
                 cancel: Cancel | None = None, result: StreamResult | None = None,
-                name: str | None = None) -> StreamResult:
+                name: str | None = None, force: bool = False) -> StreamResult:
     """Write bytes [offset, offset+length) of ``src`` (a path or an open fd) to ``fd``.
 
     ``length`` None means to the end; a range past the end stops at the end, as ``head -c``
     would. Holes and unwritten extents are served from the zero buffer (or, on a file or block
     device output, by the zeroing engine), data moves by splice, sendfile or copy_file_range.
+    An output file or block device in use is refused unless ``force`` (as ``zero_stream``).
     """
     if offset < 0 or (length is not None and length < 0):
         raise UsageError("offset and length must not be negative")
@@ -157,7 +168,7 @@ def stream_file(src: str | os.PathLike[str] | int, fd: int, offset: int = 0, len
         if offset > size:
             raise UsageError(f"{src_name}: offset {offset} is past the end ({size} bytes)")
         end = size if length is None else min(size, offset + length)
-        output = StreamOutput(fd, cancel, result, name)
+        output = StreamOutput(fd, cancel, result, name, force)
         output.result.source = src_name
         with output as sink:
             if end > offset:

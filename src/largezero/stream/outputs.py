@@ -12,13 +12,18 @@ TYPE_CHECKING = False  # not from typing: start-up pays for every module importe
 if TYPE_CHECKING:
     from ..cancel import Cancel
 
-_SINKS: dict[str, type[Sink]] = {PIPE: PipeSink, SOCKET: SocketSink, FILE: FileSink, BLOCK: SeekableSink}
+_SINKS: dict[str, type[Sink]] = {PIPE: PipeSink, SOCKET: SocketSink}
 
 
-def open_sink(fd: int, result: StreamResult, cancel: Cancel | None = None) -> Sink:
-    """The sink for ``fd``; ``result.kind`` is set to what the fd is."""
+def open_sink(fd: int, result: StreamResult, cancel: Cancel | None = None, force: bool = False) -> Sink:
+    """The sink for ``fd``; ``result.kind`` is set to what the fd is. A file or block device
+    goes through the refusals of ``zero`` unless ``force`` (see seekable.output_target)."""
     kind = classify(fd)
     result.kind = kind
+    if kind == FILE:
+        return FileSink(fd, result, cancel, force)
+    if kind == BLOCK:
+        return SeekableSink(fd, result, cancel, force)
     sink = _SINKS.get(kind, Sink)(fd, result, cancel)
     if kind == TTY:
         sink.kind = TTY
@@ -29,15 +34,17 @@ class StreamOutput:
     """One stream's output for a ``with`` block, whose value is the sink for ``fd``. On the way
     out, whatever happened, the sink is closed and the result gets its seconds and RSS growth."""
 
-    def __init__(self, fd: int, cancel: Cancel | None, result: StreamResult | None, name: str | None) -> None:
+    def __init__(self, fd: int, cancel: Cancel | None, result: StreamResult | None, name: str | None,
+                 force: bool = False) -> None:
         self.fd = fd
         self.cancel = cancel
+        self.force = force
         self.result = result if result is not None else StreamResult(name or f"fd {fd}", "")
 
     def __enter__(self) -> Sink:
         self._mark = rss_mark()
         self._started = time.perf_counter()
-        self._sink = open_sink(self.fd, self.result, self.cancel)
+        self._sink = open_sink(self.fd, self.result, self.cancel, self.force)
         return self._sink
 
     def __exit__(self, *exc: object) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from .._record import field, record
 from ..errors import Interrupted
+from ..sysfiles import read_fields, write_text
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -75,14 +74,8 @@ def check_cancel(cancel: Cancel | None, result: StreamResult) -> None:
 
 
 def _status_kib(name: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    value = read_fields("/proc/self/status").get(name, "").removesuffix(" kB")
+    return int(value) if value.isdigit() else None
 
 
 def rss_mark() -> int | None:
@@ -90,8 +83,7 @@ def rss_mark() -> int | None:
 
     The peak seen at the end minus this is an upper bound of what the stream itself grew.
     """
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+    write_text("/proc/self/clear_refs", "5")
     kib = _status_kib("VmRSS")
     return None if kib is None else kib * 1024
 

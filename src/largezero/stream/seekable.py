@@ -10,21 +10,62 @@ at the end), and it is left after the last byte on exit, as a write(2) stream wo
   extents, which ``du`` counts).
 * Data goes through ``copy_file_range`` (in-kernel, reflink where the filesystem can), else
   ``sendfile``, else a bounded read-and-write.
+
+Before the first byte the output goes through the refusals of ``largezero zero`` (unless
+``force``): a mounted or held device, a signature, a file that backs a loop device or is an
+active swapfile. A device is opened again, O_EXCL as ``zero`` holds it, for the checks (its
+signatures are read through it: the shell may have opened fd 1 write-only) and for the
+zeroing engine; a file is checked by its fd. Messages name the path behind the fd.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 
 from .. import syscalls
+from ..cancel import STOP, on_signals
 from ..engine.plan import MAX_RW_COUNT
+from ..errors import TargetError, ZeroingError
 from .result import StreamResult, check_cancel
 from .sinks import BLOCK, FILE, Sink
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
     from ..cancel import Cancel
+    from ..targets import Target
+
+
+def fd_path(fd: int) -> str:
+    """What the fd is open on, for messages: its path (``/dev/loop3``), else ``fd N``."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return f"fd {fd}"
+
+
+def output_target(fd: int, *, force: bool = False, name: str | None = None) -> Target:
+    """The output ``fd`` (a file or block device) as a Target for the zeroing engine, through
+    the refusals of ``zero`` unless ``force`` (TargetError, exit 2, nothing written)."""
+    from ..targets import BLOCK as TARGET_BLOCK
+    from ..targets import open_target
+
+    path = fd_path(fd)
+    name = name or path
+    st = os.fstat(fd)
+    if not stat.S_ISBLK(st.st_mode):
+        # A file is checked by its fd (dev and inode); a refusal says "fd 1 (/path)".
+        tgt = open_target(fd, force=force)
+        tgt.name = name
+        return tgt
+    # The device by its path: zero's checks and its O_EXCL claim, on a descriptor of our own.
+    dev = open_target(path, force=force)
+    dev.name = name
+    if dev.kind != TARGET_BLOCK or dev.rdev != st.st_rdev:
+        dev.close()
+        raise TargetError(f"{name}: that path no longer names the device standard output is open on")
+    return dev
 
 
 class SeekableSink(Sink):
@@ -32,8 +73,9 @@ class SeekableSink(Sink):
 
     kind = BLOCK
 
-    def __init__(self, fd: int, result: StreamResult, cancel: Cancel | None) -> None:
+    def __init__(self, fd: int, result: StreamResult, cancel: Cancel | None, force: bool = False) -> None:
         super().__init__(fd, result, cancel)
+        self.target = output_target(fd, force=force)
         self.append = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
         self.pos = os.fstat(fd).st_size if self.append else os.lseek(fd, 0, os.SEEK_CUR)
         # O_APPEND: copy_file_range refuses it (EBADF) and every write lands at the end anyway.
@@ -45,8 +87,18 @@ class SeekableSink(Sink):
         from ..engine.options import ZeroOptions
         from ..engine.zeroout import zero_range
 
-        r = zero_range(self.fd, offset, n,
-                options=ZeroOptions(method="auto", extend=True, force=True), cancel=self.cancel)
+        # The output was checked when the sink was made (output_target): the engine gets it open.
+        options = ZeroOptions(method="auto", extend=True, force=True)
+        try:
+            if self.cancel is STOP:
+                with on_signals():  # a signal sets the flag; the engine stops at a call boundary
+                    r = zero_range(self.target, offset, n, options=options, cancel=self.cancel)
+            else:
+                r = zero_range(self.target, offset, n, options=options, cancel=self.cancel)
+        except ZeroingError as err:
+            if err.bytes_zeroed:
+                self.result.record("zero_range", err.bytes_zeroed, zeros=True)
+            raise
         self.result.record(r.mechanism or "zero_range", n, zeros=True, calls=max(r.calls, 1))
         for why in r.fallback:
             self.result.note(f"zero_range: {why}")
@@ -84,6 +136,9 @@ class SeekableSink(Sink):
     def finish(self) -> None:
         if not self.append:
             os.lseek(self.fd, self.pos, os.SEEK_SET)
+
+    def close(self) -> None:
+        self.target.close()  # our own descriptor of a device, never the output fd
 
 
 class FileSink(SeekableSink):

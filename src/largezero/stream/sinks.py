@@ -2,8 +2,8 @@
 
 Every sink has the same two verbs, ``zeros(n)`` and ``data(src, offset, n)``. Each kind tries
 its fast call first; a call the output refuses (EINVAL, ENOSYS, EOPNOTSUPP) is remembered for
-that fd and the one fallback runs: ``writev`` from the zero buffer for zeros, a bounded
-read-and-write for data (shutil's fast-copy pattern).
+the file behind the fd (targets/refusals.py) and the one fallback runs: ``writev`` from the
+zero buffer for zeros, a bounded read-and-write for data (shutil's fast-copy pattern).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from collections.abc import Callable
 from .. import syscalls
 from ..engine.plan import MAX_RW_COUNT, default_call_bytes
 from ..mm import ZeroBuffer, zero_buffer_for
+from ..targets import refusals
 from . import calls
-from .calls import REFUSED, SPLICE_F_MORE, SPLICE_F_NONBLOCK, fd_key, is_refused, remember_refusal, wait_writable
+from .calls import REFUSED, SPLICE_F_MORE, SPLICE_F_NONBLOCK, wait_writable
 from .result import StreamResult, check_cancel
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
@@ -80,7 +81,7 @@ class Sink:
         self.fd = fd
         self.result = result
         self.cancel = cancel
-        self.key = fd_key(fd)
+        self.key = refusals.key_of(fd)
         self._wbuf: ZeroBuffer | None = None
         self._wfull: list[memoryview] = []
         self._wcall = 0
@@ -89,10 +90,10 @@ class Sink:
     # -- the fallback, written once -----------------------------------------------------------
 
     def usable(self, call: str) -> bool:
-        return not is_refused(self.key, call)
+        return call not in refusals.refused(self.key)
 
     def refuse(self, call: str, err: OSError, instead: str) -> None:
-        remember_refusal(self.key, call)
+        refusals.remember(self.key, call)
         self.result.note(f"{call} refused ({err.strerror or err}); using {instead}")
 
     def call(self, move: Callable[..., int], *args: Any, wait_fd: int | None = None) -> int:

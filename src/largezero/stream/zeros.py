@@ -23,17 +23,18 @@ def _device_left(sink: SeekableSink) -> int:
 
 
 def zero_stream(fd: int, length: int | None = None, *, cancel: Cancel | None = None,
-                result: StreamResult | None = None, name: str | None = None) -> StreamResult:
+                result: StreamResult | None = None, name: str | None = None, force: bool = False) -> StreamResult:
     """Write ``length`` zero bytes to ``fd`` (None: until the reader goes away or Ctrl-C).
 
     Pipes get vmsplice of LARGE_ZERO_PAGE, sockets splice through a pipe (else sendmsg), files
     and block devices the zeroing engine at their file position (a file grows by a hole), the
     rest writev. Raises BrokenPipeError when the reader goes away, Interrupted when ``cancel``
-    is set; ``result`` (when given) is filled in as the stream runs.
+    is set; ``result`` (when given) is filled in as the stream runs. A file or block device
+    in use (mounted, held, backing a loop, a signature) is refused unless ``force``.
     """
     if length is not None and length < 0:
         raise UsageError(f"length {length} is negative")
-    output = StreamOutput(fd, cancel, result, name)
+    output = StreamOutput(fd, cancel, result, name, force)
     r = output.result
     with output as sink:
         if length is None and r.kind == FILE:

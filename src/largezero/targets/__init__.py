@@ -6,12 +6,12 @@ target and whether it is safe to write; it zeroes nothing itself.
 
 from __future__ import annotations
 
-import _thread  # threading.Lock is _thread.allocate_lock; threading itself costs 1.5 ms of start-up
 import errno
 import fcntl
 import os
 import stat
 
+from .. import sysfiles
 from .._record import field, record
 from ..errors import (
     TargetError,
@@ -22,6 +22,7 @@ from ..errors import (
     option,
 )
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
+from . import refusals
 from .fsinfo import max_file_size as _max_file_size
 from .fsinfo import pseudo_filesystem
 from .inuse import device_in_use, file_in_use
@@ -33,11 +34,6 @@ if TYPE_CHECKING:
 FILE = "file"
 BLOCK = "block"
 BLKROGET = 0x125E  # <linux/fs.h>: is the device read-only
-
-# What a target said it does not support, remembered per inode (files) or device number
-# (block devices) for the life of the process, as shutil remembers per-file fast-copy failures.
-_unsupported: dict[tuple[str, int, int], set[str]] = {}
-_unsupported_lock = _thread.allocate_lock()
 
 
 @record
@@ -64,50 +60,17 @@ class Target:
 
     @property
     def key(self) -> tuple[str, int, int]:
-        if self.kind == BLOCK:
-            # diskseq changes whenever a device number gets new media (a loop re-attached),
-            # so what one attachment refused is not held against the next.
-            return (BLOCK, self.rdev, self._diskseq())
-        return (FILE, *self.dev_ino)
-
-    def _diskseq(self) -> int:
-        try:
-            with open(f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}/diskseq") as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return 0
+        """The target's identity in the memory of refused calls (targets/refusals.py)."""
+        return refusals.block_key(self.rdev) if self.kind == BLOCK else refusals.file_key(*self.dev_ino)
 
     @property
     def block_name(self) -> str | None:
         """The kernel's name for a block device (loop0, nvme0n1p1), from its device number."""
-        if self.kind != BLOCK:
-            return None
-        try:
-            link = os.readlink(f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}")
-        except OSError:
-            return None
-        return os.path.basename(link)
-
-    @property
-    def queue_dir(self) -> str | None:
-        """/sys/block/<disk>/queue of the disk (a partition uses its parent's queue)."""
-        if self.kind != BLOCK:
-            return None
-        base = f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}"
-        for candidate in (f"{base}/queue", f"{base}/../queue"):
-            if os.path.isdir(candidate):
-                return os.path.realpath(candidate)
-        return None
+        return sysfiles.block_name(self.rdev) if self.kind == BLOCK else None
 
     def queue_attr(self, name: str) -> int | None:
-        qdir = self.queue_dir
-        if qdir is None:
-            return None
-        try:
-            with open(os.path.join(qdir, name)) as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        """A queue attribute of a block device (a partition's is its disk's); None for a file."""
+        return sysfiles.queue_attr(self.rdev, name) if self.kind == BLOCK else None
 
     def direct_fd(self) -> int:
         """An O_DIRECT descriptor for the same target (reopened through /proc/self/fd)."""
@@ -128,13 +91,11 @@ class Target:
         """The coarser of the offset and memory alignments direct I/O needs."""
         return max(self.dio_offset_align, self.dio_mem_align, 1)
 
-    def unsupported(self) -> set[str]:
-        with _unsupported_lock:
-            return set(_unsupported.get(self.key, set()))
+    def unsupported(self) -> frozenset[str]:
+        return refusals.refused(self.key)
 
     def mark_unsupported(self, what: str) -> None:
-        with _unsupported_lock:
-            _unsupported.setdefault(self.key, set()).add(what)
+        refusals.remember(self.key, what)
 
     def refresh_size(self) -> int:
         self.size = _size_of(self.fd, self.kind)
@@ -221,11 +182,6 @@ def _size_of(fd: int, kind: str) -> int:
     if kind == BLOCK:
         return ioctl_int(fd, BLKGETSIZE64, "Q")
     return os.fstat(fd).st_size
-
-
-def mounted_or_held(rdev: int) -> str | None:
-    """Why a block device is in use: mounted, held, swap, backing a loop (see inuse.device_in_use)."""
-    return device_in_use(rdev, probe_exclusive=False)
 
 
 def _alignment(fd: int, kind: str) -> tuple[int, int, int, int]:
@@ -319,6 +275,11 @@ def open_target(
             raise TargetError(f"{name}: is in use (text file busy: an active swapfile or a running program)") from None
         raise _os_error(name, err) from None
     try:
+        opened = os.fstat(fd)
+        if st is not None and (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            # Checked by path, then opened: the path now names another file (renamed over it).
+            raise TargetError(f"{name}: was replaced by another file between the checks and the open; "
+                              "nothing written")
         tgt = _from_fd(fd, name, path, owns_fd=True)
         tgt.exclusive = exclusive
         # A new file cannot be in use; an existing one was checked above, by path.
@@ -441,5 +402,4 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BLOCK", "FILE", "Signature", "Target", "mounted_or_held", "open_target", "opened", "probe_signature",
-           "refuse_as_writer"]
+__all__ = ["BLOCK", "FILE", "Signature", "Target", "open_target", "opened", "probe_signature", "refuse_as_writer"]

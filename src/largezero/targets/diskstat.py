@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .._record import record
+from ..sysfiles import read_text
 
 
 @record(frozen=True)
@@ -35,8 +36,10 @@ def block_name(device: str) -> str:
 
 
 def _read_once(path: str) -> DiskStat:
-    with open(path) as f:
-        fields = [int(x) for x in f.read().split()]
+    text = read_text(path)
+    if text is None:
+        raise OSError(f"cannot read {path}")
+    fields = [int(x) for x in text.split()]
     # Fields: read I/Os, read merges, read sectors, read ticks, write I/Os, write merges,
     # write sectors, write ticks, in_flight, ...
     return DiskStat(fields[0], fields[1], fields[2], fields[4], fields[5], fields[6], fields[8])

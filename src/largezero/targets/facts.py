@@ -6,6 +6,7 @@ import mmap
 import os
 
 from .._record import record
+from ..sysfiles import read_text
 from . import BLOCK, FILE, Target
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -37,11 +38,7 @@ def _copies_data(tgt: Target) -> bool:
     if not name.startswith(_COPYING_DRIVERS):
         return False
     # A loop device in direct-I/O mode hands the pages to the backing file without a copy.
-    try:
-        with open(f"/sys/block/{name}/loop/dio") as f:
-            return f.read().strip() != "1"
-    except OSError:
-        return True
+    return read_text(f"/sys/block/{name}/loop/dio") != "1"
 
 
 def cache_granule_of(tgt: Target) -> int:
@@ -66,5 +63,5 @@ def facts_of(tgt: Target) -> TargetFacts:
         write_zeroes=tgt.kind == BLOCK and (tgt.queue_attr("write_zeroes_max_bytes") or 0) > 0,
         copies_data=tgt.kind == BLOCK and _copies_data(tgt),
         copy_on_write=tgt.copy_on_write,
-        unsupported=frozenset(tgt.unsupported()),
+        unsupported=tgt.unsupported(),
     )

@@ -2,7 +2,7 @@
 
 ``statfs(2)``'s f_type names the filesystem (include/uapi/linux/magic.h). From it follow: is
 it storage at all (pseudo-filesystems are not), does a write overwrite the old blocks in place
-(copy-on-write filesystems do not), and mount points come from /proc/self/mountinfo by the
+(copy-on-write filesystems do not). Mount points come from ``largezero.sysfiles`` by the
 file's st_dev, never by comparing path strings.
 """
 
@@ -73,41 +73,6 @@ def pseudo_filesystem(fd: int | None = None, path: str | None = None) -> str | N
     """The pseudo-filesystem an fd or path is on, or None (also when statfs fails)."""
     name = fs_name(fs_magic(fd, path))
     return name if name in PSEUDO else None
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    return field.encode().decode("unicode_escape") if "\\" in field else field
-
-
-def mount_of(st_dev: int) -> tuple[str, str, str] | None:
-    """(mount point, fstype, source) of the filesystem with this st_dev, from mountinfo."""
-    wanted = f"{os.major(st_dev)}:{os.minor(st_dev)}"
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                parts, rest = left.split(), right.split()
-                if len(parts) > 4 and parts[2] == wanted and len(rest) >= 2:
-                    return _unescape(parts[4]), rest[0], _unescape(rest[1])
-    except OSError:
-        pass
-    return None
-
-
-def mounts_of_device(rdev: int) -> list[str]:
-    """Every mount point of the block device rdev (a filesystem can be mounted many times)."""
-    wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
-    found: list[str] = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 4 and parts[2] == wanted:
-                    found.append(_unescape(parts[4]))
-    except OSError:
-        pass
-    return found
 
 
 def max_file_size(fd: int) -> int | None:

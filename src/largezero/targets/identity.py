@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from .fsinfo import copy_on_write, fs_magic, fs_name, mount_of
+from ..sysfiles import block_dir, mount_of, read_int, read_text
+from .fsinfo import copy_on_write, fs_magic, fs_name
 from .inuse import loop_devices
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
@@ -14,24 +15,13 @@ if TYPE_CHECKING:
 
 
 def _read(path: str) -> str | None:
-    try:
-        with open(path, errors="replace") as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return text or None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
+    # Serial numbers and models go into a record: undecodable bytes become U+FFFD, not an error.
+    return read_text(path, errors="replace") or None
 
 
 def _disk_dir(rdev: int) -> str | None:
     """The sysfs directory of the whole disk (a partition's parent), resolved."""
-    base = os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")
+    base = os.path.realpath(block_dir(rdev))
     if not os.path.isdir(base):
         return None
     return os.path.dirname(base) if os.path.exists(os.path.join(base, "partition")) else base
@@ -42,8 +32,8 @@ def loop_backing(rdev: int) -> dict[str, object] | None:
     for name, loop_rdev, backing in loop_devices():
         if loop_rdev == rdev:
             base = f"/sys/block/{name}/loop"
-            return {"device": f"/dev/{name}", "backing_file": backing, "offset": _int(_read(f"{base}/offset")),
-                    "sizelimit": _int(_read(f"{base}/sizelimit")), "direct_io": _read(f"{base}/dio") == "1"}
+            return {"device": f"/dev/{name}", "backing_file": backing, "offset": read_int(f"{base}/offset"),
+                    "sizelimit": read_int(f"{base}/sizelimit"), "direct_io": _read(f"{base}/dio") == "1"}
     return None
 
 
@@ -77,7 +67,7 @@ def block_identity(tgt: Target) -> dict[str, object]:
         "physical_block_size": tgt.physical_block_size,
         "rotational": (_read(os.path.join(disk, "queue", "rotational")) == "1") if disk else None,
         "removable": (_read(os.path.join(disk, "removable")) == "1") if disk else None,
-        "diskseq": _int(_read(os.path.join(disk, "diskseq"))) if disk else None,
+        "diskseq": read_int(os.path.join(disk, "diskseq")) if disk else None,
         "loop": loop_backing(tgt.rdev),
     }
 
@@ -91,9 +81,9 @@ def file_identity(tgt: Target) -> dict[str, object]:
         "dev": f"{os.major(dev)}:{os.minor(dev)}",
         "ino": ino,
         "size": tgt.size,
-        "filesystem": (mount[1] if mount else None) or fs_name(fs_magic(tgt.fd)),
-        "mount_point": mount[0] if mount else None,
-        "fs_source": mount[2] if mount else None,
+        "filesystem": (mount.fstype if mount else None) or fs_name(fs_magic(tgt.fd)),
+        "mount_point": mount.point if mount else None,
+        "fs_source": mount.source if mount else None,
     }
 
 

@@ -14,7 +14,8 @@ import os
 import stat
 import struct
 
-from .fsinfo import mounts_of_device, pseudo_filesystem
+from ..sysfiles import block_dir, block_name, dev_of, mount_points, read_lines, read_text, unescape
+from .fsinfo import pseudo_filesystem
 
 LOOP_GET_STATUS64 = 0x4C05
 # struct loop_info64 (<linux/loop.h>): lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit
@@ -25,37 +26,16 @@ _LOOP_INFO64 = struct.Struct("=QQQQQIIII64s64s32s16x")
 
 def _dev_name(rdev: int) -> str:
     """The kernel's name of a block device number (loop3, sda1), or major:minor."""
-    try:
-        return os.path.basename(os.readlink(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"))
-    except OSError:
-        return f"{os.major(rdev)}:{os.minor(rdev)}"
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def _rdev_of(sysdir: str) -> int | None:
-    """The device number from a sysfs block directory's dev file ("7:3")."""
-    text = _read(os.path.join(sysdir, "dev"))
-    if not text or ":" not in text:
-        return None
-    major, minor = text.split(":", 1)
-    return os.makedev(int(major), int(minor))
+    return block_name(rdev) or f"{os.major(rdev)}:{os.minor(rdev)}"
 
 
 def _partitions(rdev: int) -> list[int]:
     """Device numbers of the partitions of a whole disk (none for a partition itself)."""
-    base = f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
     found: list[int] = []
     try:
-        for entry in os.scandir(base):
+        for entry in os.scandir(block_dir(rdev)):
             if entry.is_dir() and os.path.exists(os.path.join(entry.path, "partition")):
-                part = _rdev_of(entry.path)
+                part = dev_of(entry.path)
                 if part is not None:
                     found.append(part)
     except OSError:
@@ -66,22 +46,18 @@ def _partitions(rdev: int) -> list[int]:
 def _swap_entries() -> list[tuple[str, str]]:
     """(name, type) of every active swap area, from /proc/swaps (names escape space as \\040)."""
     out: list[tuple[str, str]] = []
-    try:
-        with open("/proc/swaps") as f:
-            for line in f.readlines()[1:]:
-                parts = line.split()
-                if len(parts) >= 2:
-                    out.append((parts[0].replace("\\040", " ").removesuffix("(deleted)"), parts[1]))
-    except OSError:
-        pass
+    for line in (read_lines("/proc/swaps") or [])[1:]:
+        parts = line.split()
+        if len(parts) >= 2:
+            out.append((unescape(os.fsencode(parts[0])).removesuffix("(deleted)"), parts[1]))
     return out
 
 
 def _device_use(rdev: int) -> list[str]:
     """Mounts, holders and swap of exactly this device number."""
-    why = [f"mounted on {m}" for m in mounts_of_device(rdev)]
+    why = [f"mounted on {m}" for m in mount_points(rdev)]
     try:
-        held = sorted(os.listdir(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/holders"))
+        held = sorted(os.listdir(f"{block_dir(rdev)}/holders"))
         if held:
             why.append(f"held by {', '.join(held)}")
     except OSError:
@@ -102,10 +78,10 @@ def loop_devices() -> list[tuple[str, int, str]]:
         for entry in sorted(os.listdir("/sys/block")):
             if not entry.startswith("loop"):
                 continue
-            backing = _read(f"/sys/block/{entry}/loop/backing_file")
+            backing = read_text(f"/sys/block/{entry}/loop/backing_file")
             if backing is None:  # no loop/ directory: not attached
                 continue
-            rdev = _rdev_of(f"/sys/block/{entry}")
+            rdev = dev_of(f"/sys/block/{entry}")
             if rdev is not None:
                 out.append((entry, rdev, backing))
     except OSError:
@@ -214,7 +190,7 @@ def _openers(rdev: int) -> list[str]:
                     try:
                         st = os.stat(f"/proc/{pid}/fd/{fd}")
                         if stat.S_ISBLK(st.st_mode) and st.st_rdev == rdev:
-                            found.append(f"pid {pid} ({_read(f'/proc/{pid}/comm') or '?'})")
+                            found.append(f"pid {pid} ({read_text(f'/proc/{pid}/comm') or '?'})")
                             break
                     except OSError:
                         pass
