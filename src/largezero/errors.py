@@ -156,3 +156,12 @@ class Interrupted(ZeroingError):
     """Stopped at a write boundary on request (SIGINT/SIGTERM or a cancel event)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+def target_error(name: str, err: OSError, message: str | None = None) -> TargetError:
+    """The system's refusal as a TargetError that is also the matching OSError subclass."""
+    import errno as e
+
+    kind = {e.ENOENT: TargetNotFound, e.EACCES: TargetPermissionError, e.EPERM: TargetPermissionError,
+            e.EISDIR: TargetIsADirectory}.get(err.errno or 0, TargetError)
+    return kind(message or f"{name}: {err.strerror}", errno=err.errno, filename=name)

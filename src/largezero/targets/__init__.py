@@ -13,19 +13,12 @@ import stat
 
 from .. import sysfiles
 from .._record import field, record
-from ..errors import (
-    TargetError,
-    TargetIsADirectory,
-    TargetNotFound,
-    TargetPermissionError,
-    UsageError,
-    option,
-)
+from ..errors import TargetError, TargetIsADirectory, TargetNotFound, UsageError, option, target_error
 from ..syscalls import BLKGETSIZE64, BLKPBSZGET, BLKSSZGET, ioctl_int, statx_dio_align
 from . import refusals
 from .fsinfo import max_file_size as _max_file_size
 from .fsinfo import pseudo_filesystem
-from .inuse import device_in_use, file_in_use
+from .inuse import device_in_use, file_in_use, in_use_message
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -241,7 +234,7 @@ def open_target(
                                  errno=errno.ENOENT, filename=name) from None
         st = None
     except OSError as err:
-        raise _os_error(name, err) from None
+        raise target_error(name, err) from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise TargetIsADirectory(f"{name}: is a directory", errno=errno.EISDIR, filename=name)
     if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
@@ -255,7 +248,7 @@ def open_target(
         # harmless, but the refusal should not depend on that.
         why = device_in_use(st.st_rdev, probe_exclusive=False) if is_block else file_in_use(st.st_dev, st.st_ino)
         if why:
-            raise TargetError(_in_use_message(name, is_block, why))
+            raise TargetError(in_use_message(name, is_block, why))
     flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
     if st is None:
         flags |= os.O_CREAT | os.O_EXCL
@@ -267,13 +260,13 @@ def open_target(
     except OSError as err:
         if err.errno == errno.EBUSY and st is not None:
             why = device_in_use(st.st_rdev, probe_exclusive=True, path=path) or "opened exclusively by another program"
-            raise TargetError(_in_use_message(name, True, why)) from None
+            raise TargetError(in_use_message(name, True, why)) from None
         if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             mode = "writing" if writable else "reading"
-            raise _os_error(name, err, f"{name}: cannot open for {mode}: {err.strerror}") from None
+            raise target_error(name, err, f"{name}: cannot open for {mode}: {err.strerror}") from None
         if err.errno == errno.ETXTBSY:
             raise TargetError(f"{name}: is in use (text file busy: an active swapfile or a running program)") from None
-        raise _os_error(name, err) from None
+        raise target_error(name, err) from None
     try:
         opened = os.fstat(fd)
         if st is not None and (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
@@ -289,27 +282,6 @@ def open_target(
     except BaseException:
         os.close(fd)
         raise
-
-
-def _os_error(name: str, err: OSError, message: str | None = None) -> TargetError:
-    """The system's refusal as a TargetError that is also the matching OSError subclass."""
-    kind = {errno.ENOENT: TargetNotFound, errno.EACCES: TargetPermissionError, errno.EPERM: TargetPermissionError,
-            errno.EISDIR: TargetIsADirectory}.get(err.errno or 0, TargetError)
-    return kind(message or f"{name}: {err.strerror}", errno=err.errno, filename=name)
-
-
-def _in_use_message(name: str, is_block: bool, why: str) -> str:
-    """'disk.img backs /dev/loop3, mounted on /srv: ...'; 'fd 5 (/srv/disk.img) ...' for an fd."""
-    if name.isdigit():
-        try:
-            name = f"fd {name} ({os.readlink(f'/proc/self/fd/{name}')})"
-        except OSError:
-            pass
-    if is_block:
-        return f"{name}: device is in use ({why}); use {option('force')} to override"
-    if "pseudo-filesystem" in why:
-        return f"{name}: {why}"
-    return f"{name} {why}: zeroing it would destroy that; use {option('force')} to override"
 
 
 def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_use: bool = False,
@@ -332,7 +304,7 @@ def _refuse_if_unsafe(tgt: Target, *, writable: bool, force: bool, checked_in_us
     if not checked_in_use:
         why = tgt.in_use()
         if why:
-            raise TargetError(_in_use_message(tgt.name, tgt.kind == BLOCK, why))
+            raise TargetError(in_use_message(tgt.name, tgt.kind == BLOCK, why))
     if tgt.kind == BLOCK and not force_signatures:
         found = probe_signature(tgt)
         if found:

@@ -14,6 +14,7 @@ import os
 import stat
 import struct
 
+from ..errors import option
 from ..sysfiles import block_dir, block_name, dev_of, mount_points, read_lines, read_text, unescape
 from .fsinfo import pseudo_filesystem
 
@@ -218,3 +219,17 @@ def file_in_use(dev: int, ino: int, fd: int | None = None) -> str | None:
         except OSError:
             pass
     return "; ".join(why) if why else None
+
+
+def in_use_message(name: str, is_block: bool, why: str) -> str:
+    """'disk.img backs /dev/loop3, mounted on /srv: ...'; 'fd 5 (/srv/disk.img) ...' for an fd."""
+    if name.isdigit():
+        try:
+            name = f"fd {name} ({os.readlink(f'/proc/self/fd/{name}')})"
+        except OSError:
+            pass
+    if is_block:
+        return f"{name}: device is in use ({why}); use {option('force')} to override"
+    if "pseudo-filesystem" in why:
+        return f"{name}: {why}"
+    return f"{name} {why}: zeroing it would destroy that; use {option('force')} to override"
