@@ -1,9 +1,9 @@
 # Two entry points: `make demo` and `make test`. Both build .venv from nothing.
 # What `make test` installs with apt (as root, where apt exists) for tests that need a tool
 # (udev and hdparm: ironic-python-agent runs udevadm and hdparm -I on the devices it erases).
-DEBIAN_TEST_PACKAGES := xfsprogs btrfs-progs exfatprogs strace e2fsprogs util-linux util-linux-extra fdisk dosfstools erofs-utils cryptsetup-bin valgrind udev hdparm
+DEBIAN_TEST_PACKAGES := xfsprogs btrfs-progs exfatprogs strace e2fsprogs util-linux util-linux-extra fdisk dosfstools erofs-utils cryptsetup-bin valgrind udev hdparm zsh bash-completion
 # The commands those packages provide; one missing means: install the list.
-DEBIAN_TEST_TOOLS := mkfs.xfs mkfs.btrfs mkfs.exfat strace mkfs.ext4 sfdisk mkfs.minix mkfs.vfat mkfs.erofs cryptsetup valgrind udevadm hdparm
+DEBIAN_TEST_TOOLS := mkfs.xfs mkfs.btrfs mkfs.exfat strace mkfs.ext4 sfdisk mkfs.minix mkfs.vfat mkfs.erofs cryptsetup valgrind udevadm hdparm zsh
 
 PYTHON ?= python3
 VENV := .venv
