@@ -1,8 +1,8 @@
 # Two entry points: `make demo` and `make test`. Both build .venv from nothing.
 # What `make test` installs with apt (as root, where apt exists) for tests that need a tool (udev, hdparm: IPA; pdftotext: certificates).
-DEBIAN_TEST_PACKAGES := xfsprogs btrfs-progs exfatprogs strace e2fsprogs util-linux util-linux-extra fdisk dosfstools erofs-utils cryptsetup-bin valgrind udev hdparm poppler-utils
+DEBIAN_TEST_PACKAGES := xfsprogs btrfs-progs exfatprogs strace e2fsprogs util-linux util-linux-extra fdisk dosfstools erofs-utils cryptsetup-bin valgrind udev hdparm zsh bash-completion poppler-utils
 # The commands those packages provide; one missing means: install the list.
-DEBIAN_TEST_TOOLS := mkfs.xfs mkfs.btrfs mkfs.exfat strace mkfs.ext4 sfdisk mkfs.minix mkfs.vfat mkfs.erofs cryptsetup valgrind udevadm hdparm pdftotext
+DEBIAN_TEST_TOOLS := mkfs.xfs mkfs.btrfs mkfs.exfat strace mkfs.ext4 sfdisk mkfs.minix mkfs.vfat mkfs.erofs cryptsetup valgrind udevadm hdparm zsh pdftotext
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,8 +10,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The demo needs the package and its one dependency, not the development toolchain.
 DEMO_STAMP := $(VENV)/.installed-demo
-MAN := docs/man/largezero.1
-COMPLETION := docs/completion/largezero.bash docs/completion/_largezero
+# Generated, checked in, and installed by pip as data files (pyproject.toml): the paths below
+# src/largezero/ are those below an installation prefix.
+SHARE := src/largezero/share
+MAN := $(SHARE)/man/man1/largezero.1
+BASH_COMPLETION := $(SHARE)/bash-completion/completions/largezero
+ZSH_COMPLETION := $(SHARE)/zsh/site-functions/_largezero
 VERSION = $(shell $(BIN)/python -c 'import largezero; print(largezero.__version__)')
 
 .PHONY: demo test test-packages bench bench-long man completion clean
@@ -55,19 +59,18 @@ bench: $(STAMP)
 bench-long: $(STAMP)
 	$(BIN)/pytest -m long tests
 
-# The man page and the shell completions are generated from the argparse definitions
-# (largezero.cli.build_parser); tests/test_manpage.py checks the checked-in copies are current.
+# The man page and the shell completions are generated from the one parser, with the man
+# page's extra sections and TARGET's completion attached (largezero.cli.manual.documented_parser);
+# tests/test_manpage.py checks the checked-in copies are current.
 man: $(STAMP)
-	@mkdir -p docs/man
-	$(BIN)/argparse-manpage --module largezero.cli --function build_parser --prog largezero \
+	$(BIN)/argparse-manpage --module largezero.cli.manual --function documented_parser --prog largezero \
 		--project-name largezero --version $(VERSION) \
 		--description "zero large ranges of files and block devices" \
 		--manual-title "largezero manual" --output $(MAN)
 
 completion: $(STAMP)
-	@mkdir -p docs/completion
-	$(BIN)/shtab --shell=bash --prog largezero largezero.cli.build_parser > docs/completion/largezero.bash
-	$(BIN)/shtab --shell=zsh --prog largezero largezero.cli.build_parser > docs/completion/_largezero
+	$(BIN)/shtab --shell=bash --prog largezero largezero.cli.manual.documented_parser > $(BASH_COMPLETION)
+	$(BIN)/shtab --shell=zsh --prog largezero largezero.cli.manual.documented_parser > $(ZSH_COMPLETION)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -105,11 +105,15 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("checkpoint-nan", ["zero", "{f}", "--checkpoint", "nan"], 2, "--checkpoint"),
     ("checkpoint-word", ["zero", "{f}", "--checkpoint", "soon"], 2, "invalid float"),
     ("create-without-length", ["zero", "{missing}", "--create"], 2, "--create needs --length"),
-    ("unknown-option", ["zero", "{f}", "--bogus"], 2, "unrecognized arguments"),
+    ("unknown-option", ["zero", "{f}", "--bogus"], 2, "unknown option '--bogus'"),
+    ("mistyped-option", ["zero", "{f}", "--lenght", "4K"], 2, "unknown option '--lenght'; did you mean '--length'?"),
+    ("mistyped-option-value", ["zero", "{f}", "--dryrun"], 2, "did you mean '--dry-run'?"),
+    ("stray-argument", ["info", "{f}", "{f}"], 2, "unexpected argument"),
     ("missing-value", ["zero", "{f}", "-o"], 2, "expected one argument"),
     ("no-target", ["zero"], 2, "required: TARGET"),
-    ("no-command", [], 2, "required: COMMAND"),
-    ("unknown-command", ["bogus"], 2, "invalid choice"),
+    ("unknown-command", ["bogus"], 2, "unknown command 'bogus' (commands: zero, info"),
+    ("mistyped-command", ["zreo", "{f}"], 2, "largezero: unknown command 'zreo'; did you mean 'zero'?"),
+    ("mistyped-top-option", ["--hlep"], 2, "largezero: unknown option '--hlep'; did you mean '--help'?"),
     ("same-target-twice", ["zero", "{f}", "{f}", "-l", "4K"], 2, "given twice"),
     ("same-target-via-symlink", ["zero", "{f}", "{link}", "-l", "4K"], 2, "given twice"),
     ("empty-target", ["zero", ""], 2, "empty target"),
@@ -175,7 +179,7 @@ def test_at_least_sixty_cases() -> None:
 
 
 @pytest.mark.parametrize("case", ["suffix-X", "negative-offset", "fifo", "char-dev-null", "offload-direct",
-                                  "unknown-command"])
+                                  "unknown-command", "mistyped-option"])
 def test_command_line_in_a_real_process(box: Sandbox, case: str) -> None:
     """The same through the interpreter: the one line is all the user sees."""
     _, argv, code, says = next(c for c in CLI_CASES if c[0] == case)

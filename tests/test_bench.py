@@ -89,8 +89,12 @@ def test_contenders_are_complete_and_unique() -> None:
 
 def test_select_by_prefix_and_unknown() -> None:
     assert {c.key for c in select(["dd-"])} == {"dd-4k-buffered", "dd-4k-direct", "dd-2m-buffered", "dd-2m-direct"}
+    assert [c.key for c in select(["lz-auto$"])] == ["lz-auto"]
+    assert {c.key for c in select(["lz-auto"])} == {"lz-auto", "lz-auto-direct"}
     with pytest.raises(ValueError, match="unknown contender"):
         select(["nope"])
+    with pytest.raises(ValueError, match="unknown contender"):
+        select(["lz-$"])
 
 
 # --- measurement ----------------------------------------------------------------------------
@@ -418,3 +422,29 @@ def test_stream_and_verify_sections_run_or_say_why_not() -> None:
     assert len(texts) == 2
     assert "skipped" in texts[0] or "streams" in report
     assert "skipped" in texts[1] or "verify" in report
+
+
+def test_quick_is_a_trimmed_run_and_the_full_run_is_unchanged() -> None:
+    """--quick (under a minute): the headline contenders, three targets, one cache state, a
+    1 GiB probe and three parts; without it every target, contender, state and part."""
+    from largezero.bench.runner import QUICK_CONTENDERS, QUICK_TARGETS
+    from largezero.bench.targets import TARGETS
+    from largezero.cli import build_parser
+    from largezero.cli.bench import QUICK_SECTIONS, SECTIONS, config_from_args
+
+    def config(*words: str) -> Any:
+        return config_from_args(build_parser(["bench"]).parse_args(["bench", *words]))
+
+    quick, full = config("--quick"), config()
+    assert quick.targets == QUICK_TARGETS and set(QUICK_TARGETS) < set(TARGETS)
+    assert quick.cache == ("cold",) and quick.size == 16 << 20 and quick.rss_probe == 1 << 30
+    keys = [c.key for c in select(quick.contenders)]
+    assert keys == [k.rstrip("$") for k in QUICK_CONTENDERS] and len(keys) == 10
+    assert {"lz-auto", "lz-large-direct", "lz-page-direct", "dd-2m-direct", "blkdiscard-z", "fallocate-z"} <= set(keys)
+    assert full.targets == TARGETS and full.cache == ("cold", "warm") and full.contenders is None
+    assert full.size == 1 << 30 and full.rss_probe == 4 << 30
+    # What is asked for wins over the quick defaults.
+    asked = config("--quick", "-t", "loop", "-c", "dd-", "--cache", "warm", "--probe-size", "0")
+    assert asked.targets == ("loop",) and asked.contenders == ["dd-"] and asked.cache == ("warm",)
+    assert asked.rss_probe is None
+    assert set(QUICK_SECTIONS) < set(SECTIONS) and "main" in QUICK_SECTIONS

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from largezero.cli import COMMANDS
 from largezero.scratch import is_root
 
 from .helpers import on_pty, pattern_bytes, read_range
@@ -250,3 +251,31 @@ def test_unknown_command_lists_the_commands() -> None:
     done = run_cli("frobnicate")
     assert done.returncode == 2 and "zero" in done.stderr and "bench" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_bare_largezero_lists_the_commands_and_exits_2() -> None:
+    """No command: one short usage line and the command list (util-linux: exit 2), no traceback,
+    nothing on stdout; --help still prints the whole help and exits 0."""
+    done = run_cli()
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines[0] == "usage: largezero [-h] [-V] COMMAND ..."
+    listed = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert listed == list(COMMANDS)
+    assert all(COMMANDS[name] in done.stderr for name in COMMANDS)
+    assert len(lines) < len(COMMANDS) + 8 and "Traceback" not in done.stderr
+    helped = run_cli("--help")
+    assert helped.returncode == 0 and "commands:" in helped.stdout
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["zreo"], "largezero: unknown command 'zreo'; did you mean 'zero'?"),
+    (["verfy", "x"], "largezero: unknown command 'verfy'; did you mean 'verify'?"),
+    (["zero", "x", "--overwirte"], "largezero zero: unknown option '--overwirte'; did you mean '--overwrite'?"),
+    (["model", "--devcie", "loop0"], "largezero model: unknown option '--devcie'; did you mean '--device'?"),
+    (["--verison"], "largezero: unknown option '--verison'; did you mean '--version'?"),
+])
+def test_a_typo_gets_the_nearest_command_or_option_in_one_line(argv: list[str], says: str) -> None:
+    done = run_cli(*argv)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [says]

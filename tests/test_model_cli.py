@@ -107,6 +107,9 @@ def test_the_table_is_a_compact_listing_with_the_title_and_footer(capsys: pytest
     ["--device", "nosuchdevice0"],
     ["--preset", "loop", "--write-zeroes-fails"],
     ["--zero-source", "allocated:3K"],
+    ["--path", "iomap", "--file", "/etc/hostname"],  # --file needs --dio-write
+    ["--path", "iomap", "--dio-write", "0:4K", "--file", "/nonexistent/file"],
+    ["--path", "iomap", "--dio-write", "0:4K", "--file", "/etc/hostname", "--extent", "written"],
 ])
 def test_bad_input_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["model", *argv]) == 2

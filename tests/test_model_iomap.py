@@ -90,7 +90,7 @@ def test_6_18_refuses_pads_over_64k_and_6_19_takes_them_from_the_largest_folio()
 
 def test_rejects_what_the_kernel_rejects() -> None:
     with pytest.raises(ValueError, match="logical block"):
-        model_dio_write(PRESETS["nvme-mdts2m-4kn"], DioWrite(512, 4096), P618)
+        model_dio_write(PRESETS["nvme-mdts2m-4kn"], DioWrite(512, 4096), P618, "6.18")
     with pytest.raises(ValueError, match="extent"):
         DioWrite(0, 512, extent="delalloc")
     with pytest.raises(ValueError, match="positive"):

@@ -24,7 +24,7 @@ from largezero.cli import main
 from largezero.engine.plan import default_call_bytes
 from largezero.mm import ZeroBuffer
 from largezero.model.limits import QueueLimits
-from largezero.model.run import Counts, model_direct, model_kernel
+from largezero.model.run import Counts, model_calls, model_kernel
 from largezero.model.sources import ZeroSource, make_source
 from largezero.scratch import fill_pattern, is_root, loop_device, make_image, memfs_loop, memfs_mount, set_queue_attr
 from largezero.targets.diskstat import DiskStat, read_stat
@@ -103,7 +103,7 @@ def source_of(buf: ZeroBuffer) -> ZeroSource | None:
 
 def zero_direct(dev: str, offset: int, length: int, method: str, call_size: int | None,
                 backing: str = "auto") -> ZeroResult:
-    """zero_range(options=ZeroOptions(direct=True)) with the call layout model_direct() takes: iovecs of the whole
+    """zero_range(options=ZeroOptions(direct=True)) with the call layout model_calls() takes: iovecs of the whole
     zero buffer and, without a call size, the largest call. The engine's own choices (smaller
     iovecs on a copying device, capped calls, page-cache edges) are block/predict.py's to model."""
     buf = (make_source("zero-page") if method == "page" else make_source("huge-zero-folio")).buffer_size
@@ -203,7 +203,7 @@ def test_zero_range_direct_requests_are_predicted(loop1g: str, method: str, offs
     source = source_of(buf)
     if source is None:
         pytest.skip(f"zero buffer backing {buf.backing} cannot be modelled (no PFNs?)")
-    predicted = model_direct(lim, length, source, offset, call_size or default_call_bytes(buf.size, 4096))
+    predicted = model_calls(lim, length, source, offset, call_size or default_call_bytes(buf.size, 4096))
     assert predicted.calls == result[0].calls  # type: ignore[attr-defined]
     assert_exact(predicted.counts, got, length)
     known = {("page", 1 * GiB, 128 * MiB): 2048, ("large", 1 * GiB, 128 * MiB): 824,
@@ -221,7 +221,7 @@ def test_zero_range_direct_other_backings(loop1g: str, backing: str) -> None:
     source = source_of(buf)
     if source is None:
         pytest.skip(f"zero buffer backing {buf.backing} cannot be modelled")
-    assert_exact(model_direct(lim, 96 * MiB, source, 0, 24 * MiB).counts, got, 96 * MiB)
+    assert_exact(model_calls(lim, 96 * MiB, source, 0, 24 * MiB).counts, got, 96 * MiB)
 
 
 def test_cli_model_predicts_cli_zero(loop1g: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -280,7 +280,7 @@ def _sweep(dev: str, seed: int, n: int) -> list[str]:
             source = source_of(buf) if buf is not None else None
             if source is None:
                 continue
-            predicted = model_direct(lim, length, source, offset, call or default_call_bytes(buf.size, 4096)).counts
+            predicted = model_calls(lim, length, source, offset, call or default_call_bytes(buf.size, 4096)).counts
         assert predicted is not None
         if (got.write_ios, got.write_merges) != (predicted.requests, predicted.merges):
             mismatches.append(f"{kind} off={offset} len={length} call={call} kb={kb}: "
@@ -309,5 +309,5 @@ def test_direct_2000m_single_call_is_1601_requests() -> None:
         source = source_of(out[0].zero_buffer)  # type: ignore[attr-defined]
         if source is None or source.name != "huge-zero-folio":
             pytest.skip("no huge zero folio")
-        assert_exact(model_direct(lim, 2000 * MiB, source).counts, got, 2000 * MiB)
+        assert_exact(model_calls(lim, 2000 * MiB, source).counts, got, 2000 * MiB)
         assert got.write_ios == 1601

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from largezero.engine.plan import plan_calls
 from largezero.model.bio import Bio, BvecRun
 from largezero.model.limits import UINT_MAX, QueueLimits
-from largezero.model.run import model_direct, model_kernel, run_bios
+from largezero.model.run import model_calls, model_kernel, run_bios
 from largezero.model.sources import ZeroSource, make_source
 
 from . import model_reference as ref
@@ -96,7 +96,7 @@ def test_direct_path_matches_reference(lim: QueueLimits, source: ZeroSource, uni
     offset = start * align
     if call is not None and call < align:
         call = align
-    model = model_direct(lim, length, source, offset, call)
+    model = model_calls(lim, length, source, offset, call)
     total = {"bios": 0, "bvecs": 0, "segments": 0, "requests": 0, "merges": 0}
     rl = ref_limits(lim)
     for run in plan_calls(offset, length, source.buffer_size, call, align):

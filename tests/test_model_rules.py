@@ -20,7 +20,7 @@ from largezero.model.bio import (
 )
 from largezero.model.limits import PRESETS, UINT_MAX, QueueLimits, preset
 from largezero.model.plug import Tail, submit
-from largezero.model.run import compare, model_direct, model_iomap, model_kernel, repeat, run_bios
+from largezero.model.run import compare, model_calls, model_iomap, model_kernel, repeat, run_bios
 from largezero.model.sources import all_sources, make_source, pmd_size_for
 from largezero.model.split import bvec_split_segs, get_max_io_size, split_bio
 
@@ -286,16 +286,16 @@ def test_kernel_path_on_loop() -> None:
 
 def test_direct_path_known_counts() -> None:
     # Measured on 6.18 (docs/kernel notes): 1 GiB in 128 MiB calls: 2048 vs 824 requests.
-    assert model_direct(LOOP, 1 * GiB, ZP, call_size=128 * MiB).requests == 2048
-    assert model_direct(LOOP, 1 * GiB, HZF, call_size=128 * MiB).requests == 824
+    assert model_calls(LOOP, 1 * GiB, ZP, call_size=128 * MiB).requests == 2048
+    assert model_calls(LOOP, 1 * GiB, HZF, call_size=128 * MiB).requests == 824
     # Where "bios of 256 x 2 MiB" was off by one.
-    assert model_direct(LOOP.with_max_sectors_kb(256), 700 * MiB, HZF).requests == 2801
-    assert model_direct(LOOP, 2000 * MiB, HZF).requests == 1601
+    assert model_calls(LOOP.with_max_sectors_kb(256), 700 * MiB, HZF).requests == 2801
+    assert model_calls(LOOP, 2000 * MiB, HZF).requests == 1601
 
 
 def test_direct_path_rejects_unaligned_ranges() -> None:
     with pytest.raises(ValueError):
-        model_direct(LOOP, 1 * MiB + 100, ZP)
+        model_calls(LOOP, 1 * MiB + 100, ZP)
     with pytest.raises(ValueError):
         model_kernel(LOOP, 1 * MiB, ZP, offset=100)
 

@@ -125,6 +125,31 @@ class FiemapExtent:
     logical: int
     length: int
     flags: int
+    physical: int = 0  # byte offset on the device (fe_physical); 0 where FIEMAP_EXTENT_UNKNOWN
+
+
+# FS_IOC_GETFSMAP, <linux/fsmap.h>: _IOWR('X', 59, struct fsmap_head); records in bytes.
+FS_IOC_GETFSMAP = 0xC0C0583B
+FMR_OWN_FREE = 1  # FMR_OWNER(0, 1): free space
+_FSMAP = struct.Struct("IIQQQQ24x")  # fmr_device, fmr_flags, fmr_physical, fmr_owner, fmr_offset, fmr_length
+_FSMAP_HEAD = struct.Struct("IIII48x")  # fmh_iflags, fmh_oflags, fmh_count, fmh_entries, reserved
+
+
+def getfsmap(fd: int, physical: int, count: int = 4) -> list[tuple[int, int, int]]:
+    """(physical, length, owner) of the first ``count`` records of the filesystem's space map at or
+    after byte ``physical`` of its device (FS_IOC_GETFSMAP; needs CAP_SYS_ADMIN)."""
+    buf = bytearray(_FSMAP_HEAD.size + _FSMAP.size * (2 + count))
+    _FSMAP_HEAD.pack_into(buf, 0, 0, 0, count, 0)
+    _FSMAP.pack_into(buf, _FSMAP_HEAD.size, 0, 0, physical, 0, 0, 0)
+    ones = 2**64 - 1
+    _FSMAP.pack_into(buf, _FSMAP_HEAD.size + _FSMAP.size, 2**32 - 1, 2**32 - 1, ones, ones, ones, 0)
+    fcntl.ioctl(fd, FS_IOC_GETFSMAP, buf)
+    entries = _FSMAP_HEAD.unpack_from(buf, 0)[3]
+    out = []
+    for i in range(entries):
+        _dev, _flags, phys, owner, _off, length = _FSMAP.unpack_from(buf, _FSMAP_HEAD.size + _FSMAP.size * (2 + i))
+        out.append((phys, length, owner))
+    return out
 
 
 class Syscalls:
@@ -190,9 +215,9 @@ class Syscalls:
                 break
             last = False
             for i in range(mapped):
-                logical, _phys, ext_len, _r0, _r1, ext_flags = _FIEMAP_EXTENT.unpack_from(
+                logical, phys, ext_len, _r0, _r1, ext_flags = _FIEMAP_EXTENT.unpack_from(
                     buf, _FIEMAP_HEADER.size + i * _FIEMAP_EXTENT.size)
-                out.append(FiemapExtent(logical, ext_len, ext_flags))
+                out.append(FiemapExtent(logical, ext_len, ext_flags, phys))
                 last = bool(ext_flags & FIEMAP_EXTENT_LAST)
             nxt = out[-1].logical + out[-1].length
             if last or mapped < max_extents or nxt <= pos:

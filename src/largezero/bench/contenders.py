@@ -375,13 +375,20 @@ def all_contenders() -> list[Contender]:
     return largezero_contenders() + peer_contenders() + limit_contenders()
 
 
+def _matches(key: str, wanted: str) -> bool:
+    """``wanted`` is a key or a key prefix (``lz-large`` takes every variant); ``KEY$`` is that one only."""
+    if wanted.endswith("$"):
+        return key == wanted[:-1]
+    return key == wanted or key.startswith(wanted.rstrip("*"))
+
+
 def select(keys: list[str] | None) -> list[Contender]:
-    """All contenders, or those whose key matches one of ``keys`` exactly or as a prefix."""
+    """All contenders, or those whose key matches one of ``keys`` (see :func:`_matches`)."""
     every = all_contenders()
     if not keys:
         return every
-    chosen = [c for c in every if any(c.key == k or c.key.startswith(k.rstrip("*")) for k in keys)]
-    unknown = [k for k in keys if not any(c.key == k or c.key.startswith(k.rstrip("*")) for c in every)]
+    chosen = [c for c in every if any(_matches(c.key, k) for k in keys)]
+    unknown = [k for k in keys if not any(_matches(c.key, k) for c in every)]
     if unknown:
         raise ValueError(f"unknown contender(s) {', '.join(unknown)}; known: {', '.join(c.key for c in every)}")
     return chosen

@@ -143,9 +143,10 @@ def render_scenarios(limits: dict[str, object] | None, split: dict[str, object] 
         rows = split["rows"]
         cost = split["cost"]
         assert cost is None or isinstance(cost, float)
-        lines.append("calls split for progress, 1 GiB O_DIRECT into a file: " + "; ".join(
-            f"{r['label']} {r['median_s'] or 0:.4f} s" for r in rows) +  # type: ignore[attr-defined]
-            f"; cost {'-' if cost is None else f'{cost * 100:+.1f}%'}")
+        size = f"{int(split['length']) >> 20} MiB"  # type: ignore[call-overload]
+        timed = "; ".join(f"{r['label']} {r['median_s'] or 0:.4f} s" for r in rows)  # type: ignore[attr-defined]
+        lines.append(f"calls split for progress, {size} O_DIRECT into a file: {timed}; "
+                     f"cost {'-' if cost is None else f'{cost * 100:+.1f}%'}")
     if several is not None:
         if "skipped" in several:
             lines.append(f"several devices: skipped ({several['skipped']})")

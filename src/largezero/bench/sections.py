@@ -18,6 +18,19 @@ Progress = Callable[[str], None]
 VERIFY_SIZE = 1 * GiB
 
 
+class Profile:
+    """Rounds and sizes of the parts: the full run, or --quick (under a minute with the main
+    tables on a shared 2-CPU machine: fewer rounds, sizes where the ratios still show)."""
+
+    def __init__(self, quick: bool) -> None:
+        self.startup_rounds = 5 if quick else 21
+        self.rounds = 3 if quick else 5  # medians of 3 in a smoke run, of 5 in a measurement
+        self.sweep = (QUICK_SIZES[0], QUICK_SIZES[-1]) if quick else FULL_SIZES  # crossovers need two
+        self.device = (256 if quick else 1024) * MiB  # loop limits and the call-size cost
+        self.several = (64 if quick else 512) * MiB
+        self.verify = (64 * MiB) if quick else VERIFY_SIZE
+
+
 def _optional(module: str, name: str) -> Any:
     """A function of a sibling module that may not exist yet; None when it does not."""
     try:
@@ -30,25 +43,26 @@ def run_sections(sections: Sequence[str], quick: bool, workdir: str | None, repo
                  progress: Progress | None = None) -> list[str]:
     """Run the chosen parts; store their data in ``report``; return their text, in order."""
     texts: list[str] = []
-    rounds = 5
+    p = Profile(quick)
+    rounds = p.rounds
     if "startup" in sections:
         if progress:
             progress("start-up")
-        rows = measure_startup(rounds=11 if quick else 21, workdir=workdir, instructions=not quick)
+        rows = measure_startup(rounds=p.startup_rounds, workdir=workdir, instructions=not quick)
         report["startup"] = {"rows": [r.to_dict() for r in rows],
                              "import_costs_zero_ms": import_costs(["zero", "--help"], top=15)}
         texts.append(render_startup(rows))
     if "process" in sections:
-        sweep = run_sweep(QUICK_SIZES if quick else FULL_SIZES, rounds=rounds, workdir=workdir, progress=progress)
+        sweep = run_sweep(p.sweep, rounds=rounds, workdir=workdir, progress=progress)
         report["whole_process"] = sweep
         texts.append(render_sweep(sweep))
     limits = split = several = None
     if "loops" in sections:
-        limits = report["loop_limits"] = loop_limits(1 * GiB, rounds, progress)
+        limits = report["loop_limits"] = loop_limits(p.device, rounds, progress)
     if "calls" in sections:
-        split = report["call_split"] = call_size_cost(1 * GiB, rounds, workdir, progress)
+        split = report["call_split"] = call_size_cost(p.device, rounds, workdir, progress)
     if "several" in sections:
-        several = report["several_devices"] = several_devices(2, (256 if quick else 512) * MiB, rounds, progress)
+        several = report["several_devices"] = several_devices(2, p.several, rounds, progress)
     if limits is not None or split is not None or several is not None:
         texts.append(render_scenarios(limits, split, several))
     if "stream" in sections:
@@ -68,7 +82,7 @@ def run_sections(sections: Sequence[str], quick: bool, workdir: str | None, repo
         else:
             if progress:
                 progress("verify")
-            rows = run_verify((256 * MiB) if quick else VERIFY_SIZE)
+            rows = run_verify(p.verify)
             report["verify"] = rows
             texts.append(_render_verify(rows))
     return texts

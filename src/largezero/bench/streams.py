@@ -169,9 +169,9 @@ def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_stream_bench(quick: bool) -> list[dict[str, Any]]:
-    """Run the three cases; quick mode: 1 GiB streams and a 512 MiB image, one round each."""
+    """Run the three cases; quick mode: 512 MiB streams and a 256 MiB image, one round each."""
     rounds = 1 if quick else 2
-    n = GIB if quick else 8 * GIB
+    n = 512 * MIB if quick else 8 * GIB
     rows = [
         _best("pipe", "largezero cat", n, f"{CAT} -l {n} --json | {SINK}", rounds),
         _best("pipe", "head -c", n, f"head -c {n} /dev/zero | {SINK}", rounds),
@@ -179,7 +179,7 @@ def run_stream_bench(quick: bool) -> list[dict[str, Any]]:
         _tcp_best("largezero cat", [*shlex.split(CAT), "-l", str(n), "--json"], n, rounds),
         _tcp_best("head -c", ["head", "-c", str(n), "/dev/zero"], n, rounds),
     ]
-    size = 512 * MIB if quick else 4 * GIB
+    size = 256 * MIB if quick else 4 * GIB
     with tempfile.TemporaryDirectory(prefix="largezero-streams-", dir=os.environ.get("LARGEZERO_BENCH_DIR")) as d:
         image = os.path.join(d, "sparse.img")
         data = make_sparse_image(image, size)
@@ -224,7 +224,7 @@ def render_stream_rows(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m largezero.bench.streams", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 GiB streams and a 512 MiB image, one round")
+    parser.add_argument("--quick", action="store_true", help="512 MiB streams and a 256 MiB image, one round")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
     rows = run_stream_bench(args.quick)

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "model": "model bios, bvecs, segments and requests per zero source",
     "bench": "benchmark zeroing against dd, fallocate -z, blkdiscard -z and others",
     "cat": "zeros, or a file with its holes from the zero buffer, to stdout",
+    "completion": "print the bash or zsh completion script",
 }
 
 DESCRIPTION = "Zero large ranges of files and block devices."
@@ -45,6 +46,14 @@ def _parser_class() -> type[argparse.ArgumentParser]:
         def error(self, message: str) -> None:  # type: ignore[override]
             # One line and exit 2, like util-linux, instead of argparse's usage dump.
             self.exit(EXIT_USAGE, f"{self.prog}: {message} (try '{self.prog} --help')\n")
+
+        def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+            known, extras = self.parse_known_args(args, namespace)
+            if extras:
+                from .suggest import unrecognized
+
+                self.exit(EXIT_USAGE, unrecognized(self, known, extras) + "\n")
+            return known
 
         def _get_formatter(self) -> argparse.HelpFormatter:
             # argparse builds a formatter for every add_argument(), and without a width each
@@ -85,7 +94,7 @@ def build_parser(commands: Sequence[str] | None = None, listed: bool = True) -> 
     parser_class = _parser_class()
     parser = parser_class(prog="largezero", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"largezero {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", parser_class=parser_class)
     sub.required = True
     wanted = list(COMMANDS) if commands is None else list(commands)
     for name, help_text in COMMANDS.items():
@@ -135,12 +144,24 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def top_level_option(word: str) -> bool:
+    """-h, -V, --help, --version, an abbreviation argparse takes (--vers), or -hV."""
+    if word.startswith("--"):
+        name = word.split("=", 1)[0]
+        return len(name) > 2 and ("--help".startswith(name) or "--version".startswith(name))
+    return len(word) > 1 and word[0] == "-" and all(c in "hV" for c in word[1:])
+
+
 def _run(argv: list[str], process: bool) -> int:
     from ..cancel import raising
     from ..errors import EXIT_FAILURE, LargezeroError
     from .common import say
 
     command = chosen_command(argv)
+    if command is None and not (argv and top_level_option(argv[0])):
+        from .suggest import without_command  # a bare `largezero`, an unknown command or option
+
+        return without_command(argv)
     parser = build_parser([command] if command else [], listed=command is None)
     args = parser.parse_args(argv)
     if process and "threading" in sys.modules:

@@ -14,24 +14,30 @@ from typing import Any
 from ..errors import UsageError
 from ..kconfig import persistent_huge_zero_folio
 from ..mm import zero_buffer_for
+from ..model.accounting import device_class
 from ..model.iomap import DEFAULT_BLOCK_SIZE, EXTENTS, DioWrite, compare_dio_write, model_dio_write
 from ..model.limits import PRESETS, QueueLimits
-from ..model.predict import model_plan_direct
+from ..model.predict import model_plan
 from ..model.run import PATHS, compare, model_kernel
 from ..model.sources import (
     PAGE_SIZES,
     SOURCE_NAMES,
     ZeroSource,
+    iomap_618_source,
     largest_zero_folio_source,
     live_iomap_source,
     make_source,
-    pmd_size_for,
     source_for_buffer,
 )
 from ..sysfiles import dev_of, mount_points
-from ..table import Table
 from ..units import format_size, parse_size
 from .common import print_json, size_arg
+from .model_facts import RealFile, direct_facts, real_file
+from .model_show import plot, print_table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..targets.facts import TargetFacts
 
 EXAMPLES = """\
 examples:
@@ -77,6 +83,9 @@ def register(sub: Any) -> None:
                    help="filesystem block size for --path iomap (repeatable; default 4K..2M)")
     p.add_argument("--dio-write", metavar="OFFSET:LENGTH", type=_dio_write_arg, default=None,
                    help="--path iomap: one O_DIRECT write (pads, data, EOF zeroing), not the padding table")
+    p.add_argument("--file", metavar="FILE", help="--dio-write into this existing file: its size and its "
+                   "mappings (FIEMAP: state, physical start) are read from it; limits from --device, else the "
+                   "device under its filesystem")
     p.add_argument("--file-size", type=size_arg("file size"), default=0,
                    help="--dio-write: the file's size before the write (default 0, a fresh file)")
     p.add_argument("--extent", choices=EXTENTS, default="hole",
@@ -163,6 +172,12 @@ def kernel_info() -> dict[str, object]:
 
 
 def build_report(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file and not (args.dio_write and args.path == "iomap"):
+        raise UsageError("--file applies to --path iomap --dio-write only")
+    if args.file and (args.file_size or args.extent != "hole"):
+        raise UsageError("--file reads the file's size and mappings; --file-size and --extent are for "
+                         "hypothetical files")
+    real = real_file(args) if args.file else None
     lim, where = _limits(args)
     page = args.page_size or os.sysconf("SC_PAGESIZE")
     if page not in PAGE_SIZES:
@@ -185,17 +200,23 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     if args.write_zeroes_fails and not lim.write_zeroes_max_bytes:
         raise UsageError("--write-zeroes-fails: the device has no write-zeroes")
     write = None
+    facts = None
     try:
         if args.dio_write:
             if args.block_size and len(args.block_size) > 1:
                 raise UsageError("--dio-write takes one --block-size")
-            write = DioWrite(args.dio_write[0], args.dio_write[1], args.file_size, args.extent,
-                             _block_size(args, lim))
+            write = DioWrite(args.dio_write[0], args.dio_write[1], real.size if real else args.file_size,
+                             args.extent, real.block_size if real else _block_size(args, lim))
             length = write.length
-            results = compare_dio_write(lim, write, sources, page)
+            if real:
+                real.read_mappings(write)
+                results = [real.model(lim, iomap_618_source(page), "6.18", page)]
+                results += [real.model(lim, s, "6.19", page) for s in sources]
+            else:
+                results = compare_dio_write(lim, write, sources, page)
         elif args.path == "direct":
-            results = [model_plan_direct(lim, length, s, args.offset, args.call_size,
-                                         copies_data=_copies_data(args)) for s in sources]
+            facts = direct_facts(args, lim, length, page)
+            results = [model_plan(facts, lim, length, s, args.offset, args.call_size) for s in sources]
         else:
             results = compare(args.path, lim, length, sources, offset=args.offset, call_size=args.call_size,
                               block_sizes=args.block_size or None, write_zeroes=write_zeroes,
@@ -222,17 +243,12 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     }
     if write:
         report["dio_write"] = entries[0]["dio_write"]
-    report["predicted_live"] = _predicted_live(args, lim, length, write, write_zeroes)
+    report["device_class"] = device_class(lim)
+    report["predicted_live"] = _predicted_live(args, lim, length, write, write_zeroes, facts, real)
     if args.path == "kernel":
         report["note"] = ("the running kernel's blkdev_issue_zeroout() zeroes from "
                           f"{report['kernel']['largest_zero_folio']}")  # type: ignore[index]
     return report
-
-
-def _copies_data(args: argparse.Namespace) -> bool:
-    """Whether the modelled device's driver copies with the CPU (the plan then picks small iovecs)."""
-    name = os.path.basename(args.device or args.preset or "")
-    return name.startswith(("loop", "zram", "ram"))
 
 
 def _block_size(args: argparse.Namespace, lim: QueueLimits) -> int:
@@ -244,7 +260,8 @@ def _block_size(args: argparse.Namespace, lim: QueueLimits) -> int:
 
 
 def _predicted_live(args: argparse.Namespace, lim: QueueLimits, length: int, write: DioWrite | None,
-                    write_zeroes: bool | None) -> dict[str, Any]:
+                    write_zeroes: bool | None, facts: TargetFacts | None, real: RealFile | None = None
+                    ) -> dict[str, Any]:
     """What this running kernel does: its largest_zero_folio(), its iomap zero page, and for
     --path direct the zero buffer `largezero zero --direct` gets in this process."""
     page = os.sysconf("SC_PAGESIZE")
@@ -260,15 +277,20 @@ def _predicted_live(args: argparse.Namespace, lim: QueueLimits, length: int, wri
             if found is None:
                 raise ValueError(f"zero buffer backing {buf.backing} cannot be observed (needs root)")
             src = found
-            r = model_plan_direct(lim, length, src, args.offset, args.call_size, copies_data=_copies_data(args))
+            assert facts is not None
+            # What `largezero zero D -m large --direct [--dry-run] --json` predicts: the same
+            # facts, the same plan from the same zero buffer, the same price.
+            r = model_plan(facts, lim, length, src, args.offset, args.call_size)
         else:
             rules, src = live_iomap_source(platform.release(), persistent, page)
             if write is None:  # the padding table: one logical block into a new block of a fresh file
                 write = DioWrite(0, lim.logical_block_size, block_size=_block_size(args, lim))
-            r = model_dio_write(lim, write, src, rules, page)
+            r = real.model(lim, src, rules, page) if real else model_dio_write(lim, write, src, rules, page)
     except ValueError as err:
         return {"requests": None, "merges": None, "sectors": None, "source": None, "error": str(err)}
     c = r.counts
+    if c is None and r.error:
+        return {"requests": None, "merges": None, "sectors": None, "source": src.name, "error": r.error}
     out: dict[str, Any] = {"requests": c and c.requests, "merges": c and c.merges,
                            "sectors": c and r.extra.get("sectors"), "source": src.name, "contiguity": src.contiguity}
     if rules:
@@ -276,116 +298,15 @@ def _predicted_live(args: argparse.Namespace, lim: QueueLimits, length: int, wri
     return out | ({"error": r.error} if r.error else {})
 
 
-_COLUMNS = (("source", "source"), ("bios", "bios"), ("bvecs", "bvecs"), ("segments", "segs"),
-            ("requests", "requests"), ("merges", "merges"), ("bytes_per_request", "B/req"),
-            ("memory_cost", "memory"))
-
-
-def _short(n: float) -> str:
-    """4K, 64K, 2M, 1.2M: sizes in a narrow column."""
-    for unit, shift in (("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if n >= 1 << shift:
-            v = n / (1 << shift)
-            return f"{v:.0f}{unit}" if v == int(v) else f"{v:.1f}{unit}"
-    return f"{n:.0f}"
-
-
-def _cell(key: str, entry: dict[str, Any]) -> str:
-    value = entry.get(key)
-    if key == "source":
-        name = str(value)
-        if value == "allocated":
-            name += f"/{_short(entry['contiguity'])}"
-        if entry.get("block_size"):
-            name = f"{_short(entry['block_size'])} {name} {entry['kernel']}"
-        return name
-    if value is None:
-        return "-"
-    if key in ("bytes_per_request", "memory_cost"):
-        return _short(float(value))
-    # Exact below ten million (the JSON is always exact), three figures above.
-    return f"{value:,}" if value < 10**7 else f"{value:.3g}".replace("e+", "e")
-
-
-def _print_table(report: dict[str, Any]) -> None:
-    lim = report["limits"]
-    title = (f"{report['path']} path, {format_size(report['length']) if report['length'] else 'padding'}"
-             f" on {report['limits_from']}: max_sectors {format_size(lim['max_sectors'] * 512)}, "
-             f"{lim['max_segments']} segments of {format_size(lim['max_segment_size'])}, "
-             f"virt boundary {lim['virt_boundary_mask']:#x}, write-zeroes {format_size(lim['write_zeroes_max_bytes'])}")
-    k = report["kernel"]
-    footer = (f"kernel {k['release']}: CONFIG_PERSISTENT_HUGE_ZERO_FOLIO={k['CONFIG_PERSISTENT_HUGE_ZERO_FOLIO']}, "
-              f"largest_zero_folio() is {k['largest_zero_folio']}")
-    rows = [[_cell(key, e) for key, _ in _COLUMNS] for e in report["sources"]]
-    errors = [f"{_cell('source', e)}: {e['error']}" for e in report["sources"] if e.get("error")]
-    table = Table([h for _, h in _COLUMNS], right=[h for _, h in _COLUMNS[1:]])
-    for r in rows:
-        table.add_row(*r)
-    print(title)
-    table.print(compact=True)
-    for line in errors:
-        print(line)
-    print(footer)
-
-
-def _plot(args: argparse.Namespace, report: dict[str, Any], path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib (pip install 'largezero[plot]')") from None
-    lim = QueueLimits.from_dict(report["limits"])
-    page = report["page_size"]
-    sources = _sources(args, page)
-    model_path = report["path"] if report["path"] != "iomap" else "kernel"
-    align = max(lim.dio_align, lim.logical_block_size)
-    lengths = [1 << s for s in range(20, 41, 2)]  # 1 MiB .. 1 TiB
-    lengths = [n - n % align for n in lengths if n >= align]
-    fig, (ax_req, ax_vec, ax_mem) = plt.subplots(1, 3, figsize=(16, 5))
-    styles = [("-", "o", 7), ("--", "s", 6), (":", "^", 5), ("-.", "x", 5)]
-    for i, src in enumerate(sources):
-        results = [compare(model_path, lim, n, [src], call_size=args.call_size,
-                           write_zeroes=False if model_path == "kernel" else None)[0] for n in lengths]
-        label = src.name + (f" ({format_size(src.contiguity)})" if src.name == "allocated" else "")
-        # Sources with the same layout give the same counts: distinct styles keep them all visible.
-        line, marker, size = styles[i % len(styles)]
-        style = {"linestyle": line, "marker": marker, "markersize": size, "label": label}
-        ax_req.loglog(lengths, [r.counts.requests if r.counts else 0 for r in results], **style)
-        ax_vec.loglog(lengths, [r.counts.bvecs if r.counts else 0 for r in results], **style)
-    for ax, what in ((ax_req, "device requests"), (ax_vec, "bvecs")):
-        ax.set_xlabel("bytes zeroed")
-        ax.set_ylabel(what)
-        ax.set_title(f"{what}, {model_path} path, {report['limits_from']}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    names = ["zero-page", "huge-zero-folio", "rfc-static-2m"]
-    width = 0.25
-    for i, name in enumerate(names):
-        costs = [make_source(name, p).memory_cost for p in PAGE_SIZES]
-        xs = [x + (i - 1) * width for x in range(len(PAGE_SIZES))]
-        ax_mem.bar(xs, costs, width, label=name)
-    ax_mem.set_yscale("log")
-    ax_mem.set_xticks(range(len(PAGE_SIZES)),
-                      [f"{format_size(p)} pages\n(PMD {format_size(pmd_size_for(p))})" for p in PAGE_SIZES])
-    ax_mem.set_ylabel("bytes of memory")
-    ax_mem.set_title("memory cost of the zero source per page size")
-    ax_mem.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
     report = build_report(args)
     if args.plot:
-        _plot(args, report, args.plot)
+        plot(args, report, _sources(args, report["page_size"]), args.plot)
         report["plot"] = args.plot
     if args.json:
         print_json(report)
     else:
-        _print_table(report)
+        print_table(report)
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0

@@ -43,6 +43,7 @@ class JobResult:
     zero_buffer: ZeroBuffer | None = None
     predicted: dict[str, object] | None = None
     measured: DiskStat | None = None
+    measured_note: str = "device-wide write counters around the job"
     device: str | None = None
     verified: VerifyResult | None = None
     identity: dict[str, object] | None = None
@@ -73,7 +74,10 @@ class JobResult:
         if self.measured is not None:
             m = self.measured
             out["measured"] = {"requests": m.write_ios, "merges": m.write_merges, "sectors": m.write_sectors,
-                               "device": self.device, "note": "device-wide write counters around the job"}
+                               "device": self.device, "note": self.measured_note}
+        elif self.zeroed is not None and self.device is not None:
+            out["measured"] = {"requests": None, "merges": None, "sectors": None, "device": self.device,
+                               "note": self.measured_note}
         if self.resolved:
             out["resolved"] = self.resolved
         if self.verified is not None:
@@ -159,7 +163,10 @@ class ZeroJob:
             self.open()
         tgt = self.tgt
         assert tgt is not None
-        out = JobResult(self.target, device=tgt.block_name, resolved=resolved(self.target))
+        out = JobResult(self.target, device=_device_of(tgt), resolved=resolved(self.target))
+        if tgt.kind != BLOCK and out.device:
+            out.measured_note = (f"device-wide write counters of {out.device}, the device under the file's "
+                                 "filesystem, around the job (other writers to it included)")
         if self.dry_run:
             out.plan, buf, _ = plan_job(tgt, self.offset, self.total, self.options)
             out.zero_buffer = buf
@@ -176,7 +183,7 @@ class ZeroJob:
             if self.created and err.exit_code == 2 and os.path.getsize(tgt.path or self.target) == 0:
                 os.unlink(tgt.path or self.target)  # nothing was written: leave no trace of create
             raise
-        after = _stat(out.device)
+        after = self._settled_stat(out, tgt)
         if before is not None and after is not None:
             out.measured = after - before
         if self.created and self.options.sync:
@@ -189,6 +196,24 @@ class ZeroJob:
             self._verify(out, cancel, phase("verifying", out.zeroed.bytes_zeroed) if phase else None)
         out.finished = utc_now()
         return out
+
+    def _settled_stat(self, out: JobResult, tgt: Target) -> DiskStat | None:
+        """The device's counters once the job's writes reached it: buffered writes not yet
+        written back are written back first (never 0/0/0 for bytes that were written)."""
+        z = out.zeroed
+        if out.device is None or z is None or z.plan is None or z.synced or not z.bytes_zeroed:
+            return _stat(out.device)
+        from ..engine.plan import WriteStep
+        from ..targets.diskstat import write_back
+
+        if not any(isinstance(s, WriteStep) and not s.direct for s in z.plan.steps):
+            return _stat(out.device)
+        try:
+            out.measured_note = write_back(tgt.fd, z.offset, z.bytes_zeroed)
+        except OSError as err:
+            out.measured_note = f"not measured: writing back the buffered writes failed ({err.strerror})"
+            return None
+        return _stat(out.device)
 
     def _engine_options(self) -> ZeroOptions:
         o = self.options
@@ -227,27 +252,25 @@ def zero_job(target: str | os.PathLike[str], offset: int = 0, length: int | None
 
 
 def predict(plan: ZeroPlan, tgt: Target, buf: ZeroBuffer | None) -> dict[str, object] | None:
-    """The model's prediction for ``plan`` on a block device; None for a file."""
-    if tgt.kind != BLOCK or tgt.block_name is None:
-        return None
-    from ..model.limits import QueueLimits
-    from ..model.predict import predict_plan
-    from ..model.sources import make_source, source_for_buffer
-    from ..syscalls import BLKBSZGET, ioctl_int
+    """The model's prediction for ``plan`` on a block device, or for a file on the device under
+    its filesystem (O_DIRECT writes only; otherwise a note); None where there is no device."""
+    if tgt.kind != BLOCK:
+        from ..model.files import predict_file  # light until the plan is one it prices
 
-    try:
-        lim = QueueLimits.from_sysfs(tgt.block_name)
-        writeback_block = ioctl_int(tgt.fd, BLKBSZGET, "Q") & 0xFFFFFFFF  # an int in a size_t-sized slot
-    except (OSError, ValueError) as err:
-        return {"error": f"cannot read the device's limits: {err}"}
-    source = make_source("zero-page") if buf is None else \
-        source_for_buffer(buf.size, buf.backing, buf.contiguous_bytes)
-    if source is None:
-        return {"requests": None, "notes": [f"the layout of the {buf.backing if buf else ''} zero buffer "
-                                            "cannot be observed here (needs root)"]}
-    pred = predict_plan(plan, lim, source, writeback_block=writeback_block)
-    got = pred.to_dict()
-    return got if got is not None else {"requests": None, "notes": pred.notes}
+        return predict_file(plan, tgt, buf)
+    from ..model.predict import predict_target
+
+    return predict_target(plan, tgt, buf)
+
+
+def _device_of(tgt: Target) -> str | None:
+    """The block device whose counters the job reads: the target itself, or for a file the
+    device its filesystem is on (none for tmpfs and the like)."""
+    if tgt.kind == BLOCK:
+        return tgt.block_name
+    from ..targets.diskstat import disk_under
+
+    return disk_under(tgt.dev_ino[0]) if tgt.dev_ino[0] else None
 
 
 def _stat(device: str | None) -> DiskStat | None:

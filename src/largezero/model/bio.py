@@ -268,10 +268,11 @@ def _dio_bio(rest_full: int, last_len: int, iov_len: int, p: int, run: int, same
     return vecs.bio(size), i, p
 
 
-def dio_bios(layout: IovLayout, source: ZeroSource, lbs: int) -> list[tuple[Bio, int]]:
-    """The bios of one O_DIRECT pwritev call on a block device, as (bio, how many) in order."""
+def dio_bios(layout: IovLayout, source: ZeroSource, lbs: int, start: int = 0) -> list[tuple[Bio, int]]:
+    """The bios of one O_DIRECT pwritev call on a block device, as (bio, how many) in order;
+    ``start``: the iterator begins that many bytes into the first iovec."""
     out: list[tuple[Bio, int]] = []
-    i, p = 0, 0
+    i, p = 0, start
     while i < layout.count:
         rest_full = min(max(layout.full - i, 0), _FAR)
         last = layout.last_len if rest_full < _FAR else 0

@@ -38,7 +38,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._record import record
-from .bio import Bio, BvecRun, IovLayout, dio_bios, iomap_zero_bio
+from ..engine.plan import MAX_RW_COUNT
+from .bio import BIO_MAX_VECS, Bio, BvecRun, IovLayout, dio_bios, iomap_zero_bio
 from .limits import SECTOR_SIZE, QueueLimits
 from .run import Counts, SourceResult, run_bios
 from .sources import SOURCE_NAMES, ZeroSource, iomap_618_source, make_source
@@ -136,12 +137,33 @@ def _data_source(length: int, page: int) -> ZeroSource:
     return make_source("allocated", page, contiguity=page, buffer_size=_up(length, page))
 
 
+def data_bios(length: int, page: int, lbs: int) -> list[tuple[Bio, int]]:
+    """The data bios of one O_DIRECT write of ``length`` bytes from a page-aligned user buffer
+    whose pages are never physically adjacent, in closed form.
+
+    Every bio but the last is the same: bio_iov_vecs_to_alloc() gives BIO_MAX_VECS vecs and one
+    batch pins that many pages, one bvec each. Only the pages' run indices differ from bio to
+    bio, and they only decide physical adjacency, which never holds between these pages: the
+    first bio stands for all the full ones. A short write is built by :func:`.bio.dio_bios`.
+    """
+    chunk = BIO_MAX_VECS * page
+    full, rest = divmod(length, chunk)
+    if full <= 2 or chunk % lbs:
+        return dio_bios(IovLayout(1, length), _data_source(length, page), lbs)
+    shape = dio_bios(IovLayout(1, chunk + rest), _data_source(chunk + rest, page), lbs)
+    first = shape[0][0]
+    assert first.size == chunk, "a full bio is BIO_MAX_VECS pages"
+    out = [(first, full if shape[0][1] == 1 else full + shape[0][1] - 1)]
+    out.extend(shape[1:])
+    return out
+
+
 def _folio_bio(offset_in_folio: int, length: int) -> Bio:
     """A writeback bio of one physically contiguous folio range: one bvec."""
     return Bio((BvecRun(1, offset_in_folio, length),), length, (0, offset_in_folio), (0, offset_in_folio + length))
 
 
-def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: str = "6.18",
+def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: str,
                     page_size: int | None = None) -> SourceResult:
     """The bios, requests and merges of one O_DIRECT write on an iomap filesystem.
 
@@ -151,6 +173,10 @@ def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: s
     """
     page = page_size or source.page_size
     lbs = lim.logical_block_size
+    if w.length > MAX_RW_COUNT:
+        from .mapped import model_long_write
+
+        return model_long_write(lim, w, source, kernel, page)
     for what, value in (("offset", w.offset), ("length", w.length)):
         if value % lbs:
             raise ValueError(f"{what} {value} is not a multiple of the logical block size {lbs} (EINVAL)")
@@ -166,7 +192,7 @@ def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: s
     try:
         for what, pad in (("head-pad", plan.head), ("data", None), ("tail-pad", plan.tail)):
             if what == "data":
-                data = dio_bios(IovLayout(1, w.length), _data_source(w.length, page), lbs)
+                data = data_bios(w.length, page, lbs)
                 groups.extend(data)
                 steps.append({"step": "data", "offset": w.offset, "length": w.length,
                               "bios": sum(n for _, n in data)})

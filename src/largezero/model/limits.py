@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from .._record import asdict, fields, record, replace
-from ..sysfiles import read_int
+from ..sysfiles import dev_of, read_int, read_lines
 
 SECTOR_SIZE = 512
 UINT_MAX = 2**32 - 1
@@ -50,6 +50,11 @@ class QueueLimits:
     # (the plug's back-merge still runs, only the elevator's hash lookups stop), 2
     # QUEUE_FLAG_NOMERGES (blk_mq_attempt_bio_merge() merges nothing).
     nomerges: int = 0
+    # The device class (see :mod:`.accounting`): request-based (blk-mq: a ``queue/scheduler``
+    # and an ``mq/`` directory) or bio-based (the driver's own submit_bio: zram, dm, md), and
+    # the driver's name from /proc/devices, which decides what a bio-based stat counts.
+    bio_based: bool = False
+    driver: str = ""
 
     def __post_init__(self) -> None:
         for field_name in ("logical_block_size", "physical_block_size", "max_sectors", "max_segments",
@@ -144,7 +149,22 @@ class QueueLimits:
             partition_start=start,
             name=os.path.basename(node),
             nomerges=attr("nomerges", 0),
+            bio_based=not (os.path.exists(os.path.join(queue, "scheduler")) or os.path.isdir(os.path.join(node, "mq"))),
+            driver=_driver(node),
         )
+
+
+def _driver(node: str) -> str:
+    """The block driver's registered name (/proc/devices) for the disk at sysfs ``node``."""
+    rdev = dev_of(node)
+    lines = read_lines("/proc/devices") or []
+    if rdev is None or "Block devices:" not in lines:
+        return ""
+    for line in lines[lines.index("Block devices:") + 1:]:
+        number, _, name = line.strip().partition(" ")
+        if number == str(os.major(rdev)):
+            return name.strip()
+    return ""
 
 
 def _sysfs_int(path: str, default: int | None = None) -> int:
@@ -195,6 +215,13 @@ PRESETS: dict[str, QueueLimits] = {
     "nvme-mdts2m": _nvme("nvme-mdts2m", 2 << 20),
     "nvme-mdts2m-4kn": _nvme("nvme-mdts2m-4kn", 2 << 20, lbs=4096),
     "nvme-write-zeroes": _nvme("nvme-write-zeroes", 2 << 20, write_zeroes=True),
+    # drivers/block/zram/zram_drv.c: bio-based, 4 KiB blocks, the default BLK_SAFE_MAX_SECTORS
+    # rounded to blocks; it advertises write-zeroes (and discard) and accounts neither.
+    "zram": QueueLimits(
+        logical_block_size=4096, physical_block_size=4096, max_sectors=248, max_hw_sectors=248,
+        write_zeroes_max_bytes=UINT_MAX * SECTOR_SIZE, dma_alignment=511, name="zram",
+        bio_based=True, driver="zram",
+    ),
     # drivers/ata/ahci.h: AHCI_MAX_SG 168, 64 KiB segments (SCSI default), LBA48 65535 sectors;
     # a 512e disk (4 KiB physical). sd disables WRITE SAME for ATA: no write-zeroes.
     "scsi-sata": QueueLimits(

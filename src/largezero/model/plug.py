@@ -24,6 +24,7 @@ Rules (kernel 6.18, block/blk-mq.c and block/blk-merge.c):
 from __future__ import annotations
 
 from .._record import record, replace
+from .accounting import bio_accounting
 from .bio import Bio, Phys
 from .limits import SECTOR_SIZE, QueueLimits
 from .split import Split
@@ -55,7 +56,18 @@ def _will_gap(tail: Tail, bio: Bio, lim: QueueLimits) -> bool:
 
 def submit(tail: Tail | None, bio: Bio, split: Split, sector: int,
            lim: QueueLimits) -> tuple[Tail | None, int, int]:
-    """Submit ``bio`` (already split as ``split``) at ``sector``: (new tail, requests, merges)."""
+    """Submit ``bio`` (already split as ``split``) at ``sector``: (new tail, requests, merges).
+
+    On a bio-based device there is no plug of requests: the driver's accounting decides what
+    one bio counts (:mod:`.accounting`), and nothing merges.
+    """
+    if lim.bio_based:
+        acct = bio_accounting(lim)
+        if acct is None:
+            return None, split.pieces, 0  # not known: the callers report that, not this number
+        if bio.write_zeroes and not acct.counts_write_zeroes:
+            return None, 0, 0
+        return None, split.pieces if acct.splits else 1, 0
     offered = (split.pieces == 1 and tail is not None and tail.mergeable and not bio.write_zeroes
                and lim.nomerges < 2)
     if offered and tail is not None and not _will_gap(tail, bio, lim):

@@ -7,13 +7,14 @@ Three paths (see :mod:`.bio`, :mod:`.split`, :mod:`.plug` for the rules):
     REQ_OP_WRITE_ZEROES bios when the device has write-zeroes, else
     __blkdev_issue_zero_pages() with the zero source as its folio, all under one plug.
 ``direct``
-    ``zero_range(..., direct=True)``: the pwritev calls of :func:`..plan.plan_calls`, each
-    through __blkdev_direct_IO() (block/fops.c) under its own plug; a call completes before
-    the next is issued, so nothing merges across calls.
+    aligned pwritev calls of whole-buffer iovecs (:func:`model_calls`), each through
+    __blkdev_direct_IO() (block/fops.c) under its own plug; a call completes before the next
+    is issued, so nothing merges across calls. The engine's plan for a device (edges, iovec
+    and call sizes) is priced from these rules by :mod:`.predict`.
 ``iomap``
     iomap_dio_zero() (fs/iomap/direct-io.c): the bio that zeroes the rest of a filesystem
-    block around a sub-block O_DIRECT write (alone: :mod:`.iomap_model` models the whole
-    write, pads and data in the kernel's order).
+    block around a sub-block O_DIRECT write (alone: :mod:`.iomap` models the whole write,
+    pads and data in the kernel's order; :mod:`.mapped` a real file's several mappings).
 
 Everything is run-length: identical calls, identical bios and identical bvecs are counted,
 never enumerated, and repeating states are fast-forwarded, so a petabyte models at once.
@@ -23,21 +24,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
 
 from .._record import field, record
 from ..engine.plan import CallRun, plan_calls
+from .accounting import bio_accounting
 from .bio import Bio, IovLayout, dio_bios, iomap_zero_bio, write_zeroes_bios, zero_pages_bios
 from .limits import SECTOR_SIZE, QueueLimits
 from .plug import Tail, submit
-from .sources import SOURCE_NAMES, ZeroSource, make_source
-from .sources import iomap_618_source as iomap_618_source  # its old home: the name keeps working
+from .sources import DEFAULT_RULES, SOURCE_NAMES, ZeroSource, iomap_618_source, make_source
 from .split import sector_period, split_bio
 
 PATHS = ("kernel", "direct", "iomap")
 IOMAP_BLOCK_SIZES = tuple(4096 << i for i in range(10))  # 4 KiB .. 2 MiB
 
-S = TypeVar("S", bound=Hashable)
+TYPE_CHECKING = False  # not from typing: a file's job on a disk imports the model
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    S = TypeVar("S", bound=Hashable)
 _N = 5  # counters: bios, bvecs, segments, requests, merges
 
 
@@ -95,8 +99,15 @@ def repeat(n: int, state: S, step: Callable[[S], tuple[S, Sequence[int]]]) -> tu
 
 def run_bios(groups: Sequence[tuple[Bio, int]], sector: int, lim: QueueLimits) -> tuple[list[int], int]:
     """Submit bios in order under one plug: counters and the sector after the last bio."""
+    totals, sector, _ = run_bios_after(groups, sector, lim, None)
+    return totals, sector
+
+
+def run_bios_after(groups: Sequence[tuple[Bio, int]], sector: int, lim: QueueLimits, tail: Tail | None
+                   ) -> tuple[list[int], int, Tail | None]:
+    """:func:`run_bios` with ``tail`` already at the tail of the plug (the request the first bio
+    may back-merge into: it must end at ``sector``); also returns the new tail."""
     period = sector_period(lim)
-    tail: Tail | None = None
     totals = [0] * _N
     for bio, n in groups:
         sectors = bio.size // SECTOR_SIZE
@@ -111,7 +122,7 @@ def run_bios(groups: Sequence[tuple[Bio, int]], sector: int, lim: QueueLimits) -
         (_, tail), add = repeat(n, (sector % period, tail), step)
         totals = [t + a for t, a in zip(totals, add, strict=True)]
         sector += n * sectors
-    return totals, sector
+    return totals, sector, tail
 
 
 @record(frozen=True)
@@ -127,7 +138,7 @@ class SourceResult:
     iov_len: int = 0
     call_bytes: int = 0
     block_size: int = 0
-    kernel: str = "6.18"
+    kernel: str = DEFAULT_RULES
     error: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -200,8 +211,11 @@ def model_kernel(lim: QueueLimits, length: int, source: ZeroSource, offset: int 
         totals, _ = run_bios(zero_pages_bios(length, source.folio_size, source.page_size), start, lim)
         counts.add(totals)
         mechanisms.append("__blkdev_issue_zero_pages")
-    # Failed write-zeroes requests are accounted too (blk_update_request() counts any completion).
-    sectors = len(mechanisms) * length // SECTOR_SIZE
+    # Failed write-zeroes requests are accounted too (blk_update_request() counts any completion);
+    # a bio-based driver may not account write-zeroes at all (zram).
+    acct = bio_accounting(lim)
+    counted = [m for m in mechanisms if acct is None or acct.counts_write_zeroes or m != "REQ_OP_WRITE_ZEROES"]
+    sectors = len(counted) * length // SECTOR_SIZE
     return SourceResult(source, "kernel", length, counts, " then ".join(mechanisms), extra={"sectors": sectors})
 
 
@@ -230,9 +244,12 @@ def direct_calls(runs: Sequence[CallRun], lim: QueueLimits, source: ZeroSource) 
     return counts
 
 
-def model_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int = 0,
+def model_calls(lim: QueueLimits, length: int, source: ZeroSource, offset: int = 0,
                  call_size: int | None = None) -> SourceResult:
-    """``zero_range(direct=True)`` from ``source``: its pwritev calls through __blkdev_direct_IO()."""
+    """Aligned O_DIRECT pwritev calls of whole-``source`` iovecs through __blkdev_direct_IO(): the
+    rule itself, for hypothetical calls. What ``largezero zero --direct`` does on a device (its
+    edges, the iovec and call sizes it picks) is the engine's plan, priced by
+    :func:`.predict.model_plan`."""
     align = lim.dio_align
     _check_aligned("offset", offset, align)
     _check_aligned("length", length, align)
@@ -246,7 +263,7 @@ def model_direct(lim: QueueLimits, length: int, source: ZeroSource, offset: int 
 
 
 def model_iomap(lim: QueueLimits, source: ZeroSource, block_size: int, length: int | None = None,
-                kernel: str = "6.19") -> SourceResult:
+                kernel: str = DEFAULT_RULES) -> SourceResult:
     """iomap_dio_zero() for a ``block_size`` filesystem block: the zeroing bio of ``length`` bytes.
 
     Default ``length``: block_size - logical_block_size, the padding of a one-sector O_DIRECT
@@ -272,12 +289,12 @@ def model_iomap(lim: QueueLimits, source: ZeroSource, block_size: int, length: i
 def model(path: str, lim: QueueLimits, source: ZeroSource, length: int, *, offset: int = 0,
           call_size: int | None = None, block_size: int | None = None,
           write_zeroes: bool | None = None, write_zeroes_fails: bool = False,
-          kernel: str = "6.19") -> SourceResult:
+          kernel: str = DEFAULT_RULES) -> SourceResult:
     """One source on one path."""
     if path == "kernel":
         return model_kernel(lim, length, source, offset, write_zeroes, write_zeroes_fails)
     if path == "direct":
-        return model_direct(lim, length, source, offset, call_size)
+        return model_calls(lim, length, source, offset, call_size)
     if path == "iomap":
         return model_iomap(lim, source, block_size or 65536, length or None, kernel)
     raise ValueError(f"unknown path '{path}' (expected one of {', '.join(PATHS)})")

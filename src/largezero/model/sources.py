@@ -135,6 +135,11 @@ def largest_zero_folio_source(persistent: str, page_size: int | None = None) -> 
     return make_source("huge-zero-folio" if persistent == "y" else "zero-page", page_size)
 
 
+# The iomap_dio_zero() rules the model assumes when not told: upstream's since 6.19
+# (largest_zero_folio()), the RFC's subject. The one default; everything else passes its rules.
+DEFAULT_RULES = "6.19"
+
+
 def iomap_rules_for(release: str) -> str:
     """Which iomap_dio_zero() the running kernel has: '6.19' (largest_zero_folio()) or '6.18'
     (the private 64 KiB page, 6.12-6.18; older kernels are reported as 6.18 too)."""

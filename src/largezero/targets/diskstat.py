@@ -67,3 +67,25 @@ def read_stat(device: str, settle: bool = True) -> DiskStat:
             time.sleep(0.0002)
             stat = _read_once(path)
     return stat
+
+
+MEASURED_NOTE = "device-wide write counters around the job"
+
+
+def write_back(fd: int, offset: int, length: int) -> str:
+    """Make what a buffered job left in the page cache reach the device before its counters are
+    read: sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER) over the job's range (the range only,
+    no device flush). Read at once, the counters show none of it (0/0/0): the flusher or the last
+    close writes it later. Returns the note for ``measured``; OSError if the write-back failed."""
+    from ..syscalls import ops
+
+    ops.sync_file_range(fd, offset, length)
+    return MEASURED_NOTE + "; the buffered writes were written back (sync_file_range) before reading them"
+
+
+def disk_under(st_dev: int) -> str | None:
+    """The kernel name of the block device a filesystem lives on (``vda``, ``loop3``, ``sda1``),
+    from a file's st_dev; None for filesystems without one (tmpfs, ramfs, btrfs's anonymous devices)."""
+    from ..sysfiles import block_name as name_of
+
+    return name_of(st_dev)

@@ -29,6 +29,7 @@ class TargetFacts:
     cache_granule: int = PAGE_SIZE  # smallest page-cache folio: max(page, filesystem block)
     write_zeroes: bool = False  # block devices: write_zeroes_max_bytes > 0
     copies_data: bool = False  # the driver copies each byte with the CPU (loop, zram, brd)
+    buffer_block: int = PAGE_SIZE  # block devices: the page cache's buffer-head size (BLKBSZGET)
     copy_on_write: str | None = None  # why writes do not overwrite in place, or None
     unsupported: frozenset[str] = frozenset()  # offload calls this target refused before
 
@@ -53,6 +54,26 @@ def cache_granule_of(tgt: Target) -> int:
     return max(PAGE_SIZE, block if block <= _MAX_GRANULE and not block & (block - 1) else PAGE_SIZE)
 
 
+def buffer_block_of(tgt: Target) -> int:
+    """BLKBSZGET: the block size of a device's page cache; an edge written through it is written
+    back as one bio per buffer of this size (512 on a device whose size is not a multiple of 4 KiB)."""
+    from ..syscalls import BLKBSZGET, ioctl_int
+
+    try:
+        return ioctl_int(tgt.fd, BLKBSZGET, "Q") & 0xFFFFFFFF  # an int in a size_t-sized slot
+    except OSError:
+        return max(PAGE_SIZE, tgt.logical_block_size)
+
+
+def init_blocksize(size: int, logical_block_size: int) -> int:
+    """The buffer size a device of ``size`` bytes starts with (set_init_blocksize(), block/bdev.c):
+    the largest power of two up to a page that divides the size, at least the logical block."""
+    bsize = logical_block_size
+    while bsize < PAGE_SIZE and not size % (bsize * 2):
+        bsize *= 2
+    return bsize
+
+
 def facts_of(tgt: Target) -> TargetFacts:
     return TargetFacts(
         name=tgt.name,
@@ -63,6 +84,7 @@ def facts_of(tgt: Target) -> TargetFacts:
         cache_granule=cache_granule_of(tgt),
         write_zeroes=tgt.kind == BLOCK and (tgt.queue_attr("write_zeroes_max_bytes") or 0) > 0,
         copies_data=tgt.kind == BLOCK and copies_data(tgt),
+        buffer_block=buffer_block_of(tgt) if tgt.kind == BLOCK else PAGE_SIZE,
         copy_on_write=tgt.copy_on_write,
         unsupported=tgt.unsupported(),
     )
