@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 # largezero.cli.<name>, whose register(sub) adds its subparser and set_defaults(func=run).
 COMMANDS: dict[str, str] = {
     "zero": "zero a byte range",
-    "wipe": "overwrite, flush, verify and certify: the old data must be gone",
     "info": "show a target's sizes, alignments, limits and zero buffer",
     "demo": "zero scratch targets with ZERO_PAGE vs LARGE_ZERO_PAGE and compare",
     "verify": "check that a byte range reads back as zeros",
+    "wipe": "overwrite, flush, verify and certify: the old data must be gone",
     "write": "write standard input at an offset (any alignment)",
     "model": "model bios, bvecs, segments and requests per zero source",
     "bench": "benchmark zeroing against dd, fallocate -z, blkdiscard -z and others",
