@@ -29,6 +29,8 @@ EXAMPLES: list[tuple[str, str]] = [
     ("largezero info /dev/loop0", "sizes, alignment, queue limits, offload, who holds it, signatures"),
     ("largezero demo", "the main job on an embedded default"),
     ("largezero verify disk.img -o 1M -l 64M", "exit 0 if all zero, 3 and the first non-zero byte if not"),
+    ("largezero wipe /dev/sdX --report sdX.pdf",
+     "overwrite, flush, read back; the erasure record (sdX.json) and a certificate"),
     ("largezero model --device loop0 --path direct -l 1G", "predicted bios, bvecs, segments, requests per zero source"),
     ("largezero write disk.img -o 12345 --direct < data",
      "O_DIRECT write at any offset, partial pages through the page cache"),
