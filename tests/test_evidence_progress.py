@@ -94,7 +94,7 @@ def test_offload_of_a_device_goes_in_steps_the_bar_follows_and_ctrl_c_stops_at_t
 # Writes and read-back slowed down (the real calls still run) so both phases can be watched.
 SLOW_JOB = textwrap.dedent("""\
     import sys, time
-    from largezero import aio, syscalls, verify
+    from largezero import inflight, syscalls, verify
     from largezero.cli import main
 
     class Slow(syscalls.Syscalls):
@@ -107,7 +107,7 @@ SLOW_JOB = textwrap.dedent("""\
             return super().preadv(fd, buffers, offset)
 
     syscalls.ops = Slow()
-    verify.reads = lambda fd, depth, direct: aio.SyncReads(fd)  # reads through the seam
+    verify.reads = lambda fd, depth, direct: inflight.SyncReads(fd)  # reads through the seam
     sys.exit(main(sys.argv[1:]))
 """)
 

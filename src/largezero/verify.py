@@ -9,7 +9,7 @@ touching storage, so reading them proves nothing about the medium. They are foun
 
 * ``direct=True`` reads with O_DIRECT (no page cache), the range widened to the DIO alignment
   for the reads and only its own bytes compared; two reads in flight (native AIO, see
-  :mod:`largezero.aio`) so the device reads the next chunk while this one is compared.
+  :mod:`largezero.inflight`) so the device reads the next chunk while this one is compared.
 * ``direct=False`` reads a file through the page cache; a block device with O_DIRECT anyway
   when it takes it (a buffered read first fills the page cache, which made verify slower
   than ``cmp`` and evicted the cache with zeros).
@@ -29,8 +29,8 @@ import os
 import time
 
 from ._record import record
-from .aio import reads
 from .errors import EXIT_INTERRUPTED, LargezeroError, TargetError, UsageError, option
+from .inflight import reads
 from .mm import zero_buffer_for
 from .targets import BLOCK, Target, open_target
 from .targets.extents import data_map
@@ -202,8 +202,8 @@ def check_zero(target: Target | int, offset: int, length: int, *, chunk: int | N
         # A short range needs no 8 MiB buffer: allocating and faulting one costs more than the check.
         want = min(want, -(-(length + 8192) // 4096) * 4096)
         align = tgt.dio_align if use_direct else 1
-        if depth is None:
-            depth = _depth(tgt) if use_direct else 1
+        if depth is None:  # a reader thread pays off only over more than two chunks
+            depth = DEPTH if use_direct and length > 2 * want else 1
         with data_map(tgt, offset, length) as dmap:
             return _Check(read_fd, offset, length, max(align, want - want % align), align,
                           depth if use_direct else 1, use_direct, cancel, progress).run(dmap.ranges(offset,
@@ -212,18 +212,6 @@ def check_zero(target: Target | int, offset: int, length: int, *, chunk: int | N
     finally:
         if tgt is not target:
             tgt.close()
-
-
-def _depth(tgt: Target) -> int:
-    """Reads in flight: DEPTH, so the device reads while the CPU compares; one at a time where the
-    driver copies each byte with the CPU (loop, zram) on two CPUs or fewer, where that copy and the
-    comparison take turns on the same cores anyway (measured on a 2-CPU machine, 2 GiB ramfs loop:
-    one at a time 0.69-0.78x dd's speed, two deep 0.56-0.68x)."""
-    from .targets.facts import copies_data
-
-    if tgt.kind == BLOCK and copies_data(tgt) and len(os.sched_getaffinity(0)) <= 2:
-        return 1
-    return DEPTH
 
 
 class _Check:
