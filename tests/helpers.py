@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 
+from largezero.cli import main
 from largezero.scratch import is_root
 
 NOT_ROOT = "needs root: loop devices, mounts and /proc/self/pagemap PFNs"
@@ -59,3 +65,32 @@ def on_pty(argv: list[str], interrupt_when: str | None = None) -> tuple[int, str
             sent = True
     os.close(leader)
     return proc.wait(), out.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def mounted(device: str, *options: str) -> Iterator[str]:
+    """``device`` mounted (with mount ``options``) on a new directory, unmounted and removed after."""
+    where = tempfile.mkdtemp(prefix="largezero-test-mnt-")
+    try:
+        subprocess.run(["mount", *options, device, where], check=True, capture_output=True)
+        try:
+            yield where
+        finally:
+            subprocess.run(["umount", where], check=True, capture_output=True)
+    finally:
+        os.rmdir(where)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
+    """``largezero ARGV`` in this process, which must succeed; its JSON (the first object of a list)."""
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    got: dict[str, object] = out[0] if isinstance(out, list) else out
+    return got
+
+
+def triple(d: object) -> tuple[object, object, object]:
+    """(requests, merges, sectors) of a predicted or measured object."""
+    assert isinstance(d, dict), d
+    return d["requests"], d["merges"], d["sectors"]

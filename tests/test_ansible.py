@@ -14,15 +14,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount
 
-from .helpers import read_range, requires_root
+from .helpers import mounted, read_range, requires_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -78,19 +76,6 @@ def run_playbook(work: str, hosts: dict[str, str], check: bool, results: str,
         with open(os.path.join(results, host)) as f:
             out[host] = json.load(f)
     return out, recap
-
-
-@contextlib.contextmanager
-def mounted(dev: str) -> Iterator[str]:
-    where = tempfile.mkdtemp(prefix="largezero-ansible-mnt-")
-    try:
-        subprocess.run(["mount", dev, where], check=True, capture_output=True)
-        try:
-            yield where
-        finally:
-            subprocess.run(["umount", where], check=True, capture_output=True)
-    finally:
-        os.rmdir(where)
 
 
 @requires_root

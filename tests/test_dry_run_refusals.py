@@ -3,32 +3,16 @@ and ``force_signatures`` lifts the signature refusal alone, never the in-use one
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 import largezero
 
-from .helpers import read_range, requires_root
+from .helpers import mounted, read_range, requires_root
 
 SIZE = 16 << 20
-
-
-@contextlib.contextmanager
-def ext4_mounted(dev: str) -> Iterator[str]:
-    where = tempfile.mkdtemp(prefix="largezero-dry-mnt-")
-    try:
-        subprocess.run(["mount", dev, where], check=True, capture_output=True)
-        try:
-            yield where
-        finally:
-            subprocess.run(["umount", where], check=True, capture_output=True)
-    finally:
-        os.rmdir(where)
 
 
 @requires_root
@@ -43,7 +27,7 @@ def test_dry_run_refuses_like_the_real_run(ramfs_loop: Callable[[int], str]) -> 
                                  dry_run=True).to_json()
     assert planned["dry_run"] is True and planned["plan"]["length"] == SIZE
     assert read_range(dev, 0, SIZE) == before
-    with ext4_mounted(dev) as where:
+    with mounted(dev) as where:
         before = read_range(dev, 0, SIZE)  # mounting wrote the superblock's mount count and times
         for dry_run in (True, False):
             with pytest.raises(largezero.TargetError, match=f"mounted on {where}"):

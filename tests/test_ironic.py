@@ -24,7 +24,7 @@ import pytest
 
 from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount
 
-from .helpers import requires_root
+from .helpers import mounted, requires_root
 
 # The agent registers its options (ironic_python_agent.config) before it imports anything else.
 pytest.importorskip("ironic_python_agent.config", reason="ironic-python-agent is not installed")
@@ -90,19 +90,6 @@ def ext4_loop() -> Iterator[Callable[[], str]]:
             return dev
 
         yield make
-
-
-@contextlib.contextmanager
-def mounted(dev: str) -> Iterator[str]:
-    where = tempfile.mkdtemp(prefix="largezero-ipa-mnt-")
-    try:
-        subprocess.run(["mount", dev, where], check=True, capture_output=True)
-        try:
-            yield where
-        finally:
-            subprocess.run(["umount", where], check=True, capture_output=True)
-    finally:
-        os.rmdir(where)
 
 
 def digest(dev: str) -> tuple[str, bool]:

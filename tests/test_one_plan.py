@@ -18,7 +18,6 @@ reads itself from /sys/block/<dev>/stat around the run.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import subprocess
@@ -26,11 +25,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from largezero.cli import main
 from largezero.scratch import fill_pattern, is_root, loop_device, make_image, memfs_mount, set_queue_attr
 from largezero.targets.diskstat import read_stat
 
-from .helpers import NOT_ROOT
+from .helpers import NOT_ROOT, run_json, triple
 
 KiB, MiB = 1 << 10, 1 << 20
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not is_root(), reason=NOT_ROOT)]
@@ -65,19 +63,6 @@ def devices() -> Iterator[dict[str, str]]:
             out[kind] = stack.enter_context(loop_device(image))
         out["dio-ext4"] = stack.enter_context(ext4_dio_loop(mnt, 24 * MiB))
         yield out
-
-
-def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
-    capsys.readouterr()
-    assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
-    got: dict[str, object] = out[0] if isinstance(out, list) else out
-    return got
-
-
-def triple(d: object) -> tuple[object, object, object]:
-    assert isinstance(d, dict), d
-    return d["requests"], d["merges"], d["sectors"]
 
 
 def test_device_facts(devices: dict[str, str]) -> None:

@@ -7,12 +7,10 @@ Every mount and loop device here is our own, over images we create, and is undon
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -23,7 +21,7 @@ from largezero.cli import main
 from largezero.errors import EXIT_FAILURE, EXIT_USAGE
 from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount
 
-from .helpers import pattern_bytes, read_range, requires_root
+from .helpers import mounted, pattern_bytes, read_range, requires_root
 
 pytestmark = requires_root
 CLI = [sys.executable, "-m", "largezero"]
@@ -31,19 +29,6 @@ CLI = [sys.executable, "-m", "largezero"]
 
 def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def mounted(device: str, *options: str) -> Iterator[str]:
-    mnt = tempfile.mkdtemp(prefix="largezero-test-mnt-")
-    try:
-        _run("mount", *options, device, mnt)
-        try:
-            yield mnt
-        finally:
-            _run("umount", mnt)
-    finally:
-        os.rmdir(mnt)
 
 
 @pytest.fixture

@@ -11,30 +11,20 @@ never quiet); the prediction itself is exact and checked against the disk's limi
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 
 import pytest
 
-from largezero.cli import main
 from largezero.model.limits import QueueLimits
 from largezero.scratch import is_root
 from largezero.targets.diskstat import disk_under, read_stat
 
-from .helpers import NOT_ROOT
+from .helpers import NOT_ROOT, run_json
 
 GiB = 1 << 30
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not is_root(), reason=NOT_ROOT)]
-
-
-def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
-    capsys.readouterr()
-    assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
-    got: dict[str, object] = out[0] if isinstance(out, list) else out
-    return got
 
 
 def wait_quiet(disk: str, window: float = 0.3, patience: float = 5.0) -> bool:

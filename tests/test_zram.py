@@ -8,7 +8,6 @@ real run's ``predicted`` and ``measured`` and the stat delta the test reads itse
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -16,12 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from largezero.cli import main
 from largezero.model.limits import QueueLimits
 from largezero.scratch import fill_pattern, is_root
 from largezero.targets.diskstat import read_stat
 
-from .helpers import NOT_ROOT
+from .helpers import NOT_ROOT, run_json, triple
 
 KiB, MiB = 1 << 10, 1 << 20
 CONTROL = "/sys/class/zram-control"
@@ -44,19 +42,6 @@ def zram() -> Iterator[str]:
     finally:
         with open(f"{CONTROL}/hot_remove", "w") as f:
             f.write(str(n))
-
-
-def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
-    capsys.readouterr()
-    assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
-    got: dict[str, object] = out[0] if isinstance(out, list) else out
-    return got
-
-
-def triple(d: object) -> tuple[object, object, object]:
-    assert isinstance(d, dict), d
-    return d["requests"], d["merges"], d["sectors"]
 
 
 def test_recognised_as_bio_based(zram: str, capsys: pytest.CaptureFixture[str]) -> None:
