@@ -11,9 +11,8 @@ import largezero
 SRC = pathlib.Path(largezero.__file__).parent
 # Lower floors first; a module may import its own floor and those below.
 FLOORS: dict[str, int] = {
-    "_record": 0, "errors": 0, "units": 0, "table": 0, "cancel": 0, "syscalls": 0, "inflight": 0, "sysfiles": 0,
-    "kconfig": 0,
-    "scratch": 0,
+    "_record": 0, "_version": 0, "errors": 0, "units": 0, "table": 0, "cancel": 0, "syscalls": 0, "inflight": 0,
+    "sysfiles": 0, "kconfig": 0, "scratch": 0,
     "targets": 1, "mm": 2, "engine": 3,
     "model": 4, "iomap": 4, "stream": 4, "verify": 4,
     "job": 5,

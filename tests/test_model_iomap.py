@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from largezero.cli import main
-from largezero.model.iomap import DioWrite, compare_dio_write, model_dio_write, plan_dio_write
+from largezero.model.iomap import DioWrite, model_dio_write, plan_dio_write
 from largezero.model.limits import PRESETS, QueueLimits
 from largezero.model.run import run_bios
 from largezero.model.sources import iomap_618_source, live_iomap_source, make_source
+from largezero.model.write import compare_dio_write
 
 from . import model_reference as ref
 from .test_model_properties import limits, ref_limits, to_bio, vector

@@ -61,13 +61,14 @@ def test_one_pebibyte_counts_are_exact_where_they_can_be_worked_out() -> None:
 def test_iomap_write_model_is_closed_form() -> None:
     """One O_DIRECT write of 64 MiB or of the most one call moves: the same few bios built."""
     from largezero.engine.plan import MAX_RW_COUNT
-    from largezero.model.iomap import DioWrite, model_dio_write
+    from largezero.model.iomap import DioWrite
+    from largezero.model.write import model_write
 
     lim = PRESETS["nvme-mdts2m"]
     misses = []
     for length in (64 << 20, MAX_RW_COUNT):
         _cold()
-        r = model_dio_write(lim, DioWrite(4096, length, 0, "hole", 65536), make_source("huge-zero-folio"), "6.19")
+        r = model_write(lim, DioWrite(4096, length, 0, "hole", 65536), make_source("huge-zero-folio"), "6.19")
         assert r.counts is not None and r.counts.bios >= length // (1 << 20)
         misses.append(bio._dio_bio.cache_info().misses + split.split_bio.cache_info().misses)
     assert misses[1] <= misses[0] + 16 and misses[1] < 200
@@ -82,17 +83,18 @@ def test_iomap_write_longer_than_one_call_is_the_calls_the_kernel_makes() -> Non
     import time
 
     from largezero.engine.plan import MAX_RW_COUNT
-    from largezero.model.iomap import DioWrite, model_dio_write
+    from largezero.model.iomap import DioWrite
+    from largezero.model.write import model_write
 
     lim, bs, zero = PRESETS["nvme-mdts2m"], 65536, make_source("huge-zero-folio")
     length = 3 * MAX_RW_COUNT + 5 * bs
-    whole = model_dio_write(lim, DioWrite(0, length, length, "written", bs), zero, "6.18")
+    whole = model_write(lim, DioWrite(0, length, length, "written", bs), zero, "6.18")
     assert whole.counts is not None and whole.extra["calls"] == 4
-    parts = [model_dio_write(lim, DioWrite(o, min(MAX_RW_COUNT, length - o), length, "written", bs), zero, "6.18")
+    parts = [model_write(lim, DioWrite(o, min(MAX_RW_COUNT, length - o), length, "written", bs), zero, "6.18")
              for o in range(0, length, MAX_RW_COUNT)]
     assert whole.counts.vector() == tuple(map(sum, zip(*(p.counts.vector() for p in parts if p.counts), strict=True)))
     assert whole.extra["sectors"] == sum(int(p.extra["sectors"]) for p in parts)  # type: ignore[call-overload]
-    hole = model_dio_write(lim, DioWrite(0, length, 0, "hole", bs), zero, "6.18")
+    hole = model_write(lim, DioWrite(0, length, 0, "hole", bs), zero, "6.18")
     pads = sum(-min(o + MAX_RW_COUNT, length) % bs for o in range(0, length, MAX_RW_COUNT))  # each call's tail pad
     assert hole.counts is not None and hole.extra["sectors"] == (length + pads) // 512
     # 64 GiB, 33 calls: the whole process answers at once.

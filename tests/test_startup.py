@@ -35,7 +35,7 @@ def test_importing_the_cli_loads_no_command_and_no_engine() -> None:
     out = _modules_after("import largezero.cli\nresult = 0")
     loaded = set(out["modules"])  # type: ignore[arg-type]
     ours = sorted(m for m in loaded if m.startswith("largezero"))
-    assert ours == ["largezero", "largezero.cli"], ours
+    assert ours == ["largezero", "largezero._version", "largezero.cli"], ours
     assert not loaded & {"argparse", "typing", "ctypes", "json", "threading"}
 
 

@@ -7,11 +7,11 @@ layer, iomap, mm or targets.
 
 from __future__ import annotations
 
+from ._version import __version__ as __version__
+
 # Not from typing: importing typing costs more than the rest of this module (mypy reads the
 # name TYPE_CHECKING itself).
 TYPE_CHECKING = False
-
-__version__ = "0.1.0"
 
 # Public name -> the module that defines it: the one list of the package's API.
 _LAZY: dict[str, str] = {

@@ -225,7 +225,7 @@ def _first_line(argv: list[str]) -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    from .. import __version__
+    from .._version import __version__
     from ..kconfig import persistent_huge_zero_folio
     from ..mm.zero_page import large_zero_page, pmd_size, thp_status, zero_page
 

@@ -89,7 +89,7 @@ def build_parser(commands: Sequence[str] | None = None, listed: bool = True) -> 
     """The parser with ``commands`` fully registered (all of them when None); with ``listed``
     every other command is in the help from :data:`COMMANDS`, without importing its module.
     A run whose command is known needs no other: each placeholder is one more parser."""
-    from .. import __version__
+    from .._version import __version__
 
     parser_class = _parser_class()
     parser = parser_class(prog="largezero", description=DESCRIPTION)

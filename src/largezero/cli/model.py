@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..kconfig import persistent_huge_zero_folio
 from ..mm import zero_buffer_for
 from ..model.accounting import device_class
-from ..model.iomap import DEFAULT_BLOCK_SIZE, EXTENTS, DioWrite, compare_dio_write, model_dio_write
+from ..model.iomap import DEFAULT_BLOCK_SIZE, EXTENTS, DioWrite
 from ..model.limits import PRESETS, QueueLimits
 from ..model.predict import model_plan
 from ..model.run import PATHS, compare, model_kernel
@@ -29,6 +29,7 @@ from ..model.sources import (
     make_source,
     source_for_buffer,
 )
+from ..model.write import compare_dio_write, model_write
 from ..sysfiles import dev_of, mount_points
 from ..units import format_size, parse_size
 from .common import print_json, size_arg
@@ -285,7 +286,7 @@ def _predicted_live(args: argparse.Namespace, lim: QueueLimits, length: int, wri
             rules, src = live_iomap_source(platform.release(), persistent, page)
             if write is None:  # the padding table: one logical block into a new block of a fresh file
                 write = DioWrite(0, lim.logical_block_size, block_size=_block_size(args, lim))
-            r = real.model(lim, src, rules, page) if real else model_dio_write(lim, write, src, rules, page)
+            r = real.model(lim, src, rules, page) if real else model_write(lim, write, src, rules, page)
     except ValueError as err:
         return {"requests": None, "merges": None, "sectors": None, "source": None, "error": str(err)}
     c = r.counts

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from .. import __version__
+from .._version import __version__
 from ..targets.identity import is_virtual
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here

@@ -35,14 +35,12 @@ gives the same requests while segments do not bind, which they cannot for writes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from .._record import record
 from ..engine.plan import MAX_RW_COUNT
 from .bio import BIO_MAX_VECS, Bio, BvecRun, IovLayout, dio_bios, iomap_zero_bio
 from .limits import SECTOR_SIZE, QueueLimits
 from .run import Counts, SourceResult, run_bios
-from .sources import SOURCE_NAMES, ZeroSource, iomap_618_source, make_source
+from .sources import ZeroSource, iomap_618_source, make_source
 
 EXTENTS = ("hole", "unwritten", "written")
 DEFAULT_BLOCK_SIZE = 64 << 10
@@ -174,9 +172,8 @@ def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: s
     page = page_size or source.page_size
     lbs = lim.logical_block_size
     if w.length > MAX_RW_COUNT:
-        from .mapped import model_long_write
-
-        return model_long_write(lim, w, source, kernel, page)
+        raise ValueError(f"one call moves at most MAX_RW_COUNT ({MAX_RW_COUNT}) bytes: model_write() splits "
+                         "a longer write as the kernel does")
     for what, value in (("offset", w.offset), ("length", w.length)):
         if value % lbs:
             raise ValueError(f"{what} {value} is not a multiple of the logical block size {lbs} (EINVAL)")
@@ -218,13 +215,3 @@ def model_dio_write(lim: QueueLimits, w: DioWrite, source: ZeroSource, kernel: s
     sectors += after - (lim.partition_start + first % bs // SECTOR_SIZE)
     extra: dict[str, object] = {"sectors": sectors, "dio_write": plan.to_dict(), "steps": steps}
     return SourceResult(source, "iomap", w.length, counts, kind, block_size=bs, kernel=kernel, extra=extra)
-
-
-def compare_dio_write(lim: QueueLimits, w: DioWrite, sources: Sequence[ZeroSource] | None = None,
-                      page_size: int | None = None) -> list[SourceResult]:
-    """The 6.18 private 64 KiB page, then every source under 6.19 rules, for one write."""
-    chosen = list(sources) if sources else [make_source(n, page_size) for n in SOURCE_NAMES]
-    page = page_size or chosen[0].page_size
-    out = [model_dio_write(lim, w, iomap_618_source(page), "6.18", page)]
-    out.extend(model_dio_write(lim, w, s, "6.19", page) for s in chosen)
-    return out

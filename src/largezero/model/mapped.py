@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from .._record import record
 from ..engine.plan import CallRun
 from .bio import BIO_MAX_VECS, Bio, IovLayout, _dio_bio, dio_bios, iomap_zero_bio
+from .iomap import DioWrite, _folio_bio, data_bios, plan_dio_write
 from .limits import SECTOR_SIZE, QueueLimits
 from .plug import Tail
 from .run import Counts, SourceResult, run_bios_after
@@ -37,7 +38,7 @@ from .sources import ZeroSource, make_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .iomap import DioWrite
+    pass
 
 HOLE, UNWRITTEN, WRITTEN = "hole", "unwritten", "written"
 
@@ -245,8 +246,6 @@ def overwrite_calls(runs: Sequence[CallRun], mappings: Sequence[Mapping], lim: Q
 def user_data_bios(start: int, length: int, page: int, lbs: int) -> list[tuple[Bio, int]]:
     """Data bios of bytes [start, start+length) of a page-aligned user buffer whose pages are
     never physically adjacent, in closed form (see :func:`.iomap.data_bios`)."""
-    from .iomap import data_bios
-
     if start % page == 0:
         return data_bios(length, page, lbs)
     src = make_source("allocated", page, contiguity=page, buffer_size=-(-(start + length) // page) * page)
@@ -283,8 +282,6 @@ def model_file_write(lim: QueueLimits, mappings: Sequence[Mapping], offset: int,
                      block_size: int, zero: ZeroSource, kernel: str, page: int) -> SourceResult:
     """One O_DIRECT write of ``length`` bytes at ``offset`` into a file of ``file_size`` bytes
     whose mappings over the write's blocks (and its EOF block) are ``mappings``."""
-    from .iomap import DioWrite, plan_dio_write
-
     lbs, bs = lim.logical_block_size, block_size
     for what, value in (("offset", offset), ("length", length)):
         if value % lbs:
@@ -300,8 +297,6 @@ def model_file_write(lim: QueueLimits, mappings: Sequence[Mapping], offset: int,
         where = next((m.physical_at(start) for m in mappings if m.offset <= start < m.end), None)
         wb = Plug(lim)  # written back and waited for before the write's own plug
         folio = max(bs, page)
-        from .iomap import _folio_bio
-
         wb.submit([(_folio_bio(start % folio, n), 1)], start % bs if where is None else where)
         counts.add(wb.counts.vector())
         sectors += wb.sectors
@@ -319,53 +314,3 @@ def model_file_write(lim: QueueLimits, mappings: Sequence[Mapping], offset: int,
                                                           "physical": m.physical} for m in mappings])
     return SourceResult(zero, "iomap", length, counts, "iomap_dio_rw over the file's mappings", block_size=bs,
                         kernel=kernel, extra={"sectors": sectors, "dio_write": plan, "steps": steps})
-
-
-def model_long_write(lim: QueueLimits, w: DioWrite, zero: ZeroSource, kernel: str, page: int) -> SourceResult:
-    """A write longer than one call moves, as the kernel splits it: rw_verify_area() cuts each
-    call to MAX_RW_COUNT and returns a short count, and the caller writes the rest in the next
-    call, each a write of its own under its own plug. After a call, its blocks are written
-    (the last one padded), so the next call starts in a written block, then the blocks still
-    in the write's first state. The file is one run on the disk, as for one write."""
-    from ..engine.plan import MAX_RW_COUNT
-    from .iomap import DioWrite, model_dio_write
-    from .split import sector_period
-
-    bs = w.block_size
-    first = w.offset - w.offset % bs
-    period = bs * sector_period(lim) * SECTOR_SIZE  # a multiple of both: the call repeats with it
-    memo: dict[tuple[int, int, bool], tuple[tuple[int, ...], int]] = {}
-    counts, sectors, calls = Counts(), 0, 0
-    size = w.file_size
-    pos, end = w.offset, w.end
-    head: SourceResult | None = None
-    got: tuple[tuple[int, ...], int]
-    while pos < end:
-        n = min(MAX_RW_COUNT, end - pos)
-        if pos == w.offset:
-            r = head = model_dio_write(lim, DioWrite(pos, n, size, w.extent, bs), zero, kernel, page)
-            if r.counts is None:
-                return r
-            got = (r.counts.vector(), int(r.extra["sectors"]))  # type: ignore[call-overload]
-        else:
-            key = (pos % period, n, pos >= size)
-            if key not in memo:
-                done = -(-pos // bs) * bs
-                last = -(-end // bs) * bs
-                # Written blocks after written blocks, contiguous on the disk, are one extent.
-                maps = [Mapping(first, last - first, WRITTEN, first)] if w.extent == WRITTEN else \
-                    [Mapping(first, done - first, WRITTEN, first), Mapping(done, last - done, w.extent, done)]
-                r = model_file_write(lim, maps, pos, n, size, bs, zero, kernel, page)
-                if r.counts is None:
-                    return r
-                memo[key] = (r.counts.vector(), int(r.extra["sectors"]))  # type: ignore[call-overload]
-            got = memo[key]
-        counts.add(got[0])
-        sectors += got[1]
-        calls += 1
-        size = max(size, pos + n)
-        pos += n
-    assert head is not None
-    extra = dict(head.extra, sectors=sectors, calls=calls)
-    return SourceResult(head.source, "iomap", w.length, counts, f"{calls} calls of at most MAX_RW_COUNT, each "
-                        "iomap_dio_rw", block_size=bs, kernel=kernel, extra=extra)
