@@ -4,6 +4,7 @@ and ``force_signatures`` lifts the signature refusal alone, never the in-use one
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -34,3 +35,19 @@ def test_dry_run_refuses_like_the_real_run(ramfs_loop: Callable[[int], str]) -> 
                 largezero.zero_job(dev, options=largezero.ZeroOptions(overwrite=True, force_signatures=True),
                                    dry_run=dry_run)
         assert read_range(dev, 0, SIZE) == before
+
+
+@requires_root
+def test_force_signatures_on_the_command_line_zeroes_a_released_disk_but_not_a_mounted_one(
+        ramfs_loop: Callable[[int], str]) -> None:
+    dev = ramfs_loop(SIZE)
+    subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
+    cmd = [sys.executable, "-m", "largezero", "zero", "--overwrite", "--force-signatures", dev]
+    with mounted(dev):
+        before = read_range(dev, 0, SIZE)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        assert done.returncode == 2 and "mounted on" in done.stderr and "--force" in done.stderr, done.stderr
+        assert read_range(dev, 0, SIZE) == before
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert read_range(dev, 0, SIZE) == bytes(SIZE)

@@ -37,6 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument("targets", nargs="+", metavar="TARGET", help="block device or regular file")
     p.add_argument("-f", "--force", action="store_true",
                    help="wipe a target that is in use (mounted, held, swap, backing a loop) or carries a signature")
+    p.add_argument("--force-signatures", action="store_true",
+                   help="wipe a device that carries a signature, still refusing one in use")
     p.add_argument("--report", metavar="NAME.pdf", default=None,
                    help="write an erasure certificate at NAME.pdf (a page per target) and the record as NAME.json")
     p.add_argument("--checkpoint", type=float, default=None, metavar="SECONDS",

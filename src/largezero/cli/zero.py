@@ -60,6 +60,8 @@ def register(sub: Any) -> None:
     p.add_argument("--sync", action="store_true", help="fdatasync / flush the device before reporting success")
     p.add_argument("-f", "--force", action="store_true",
                    help="zero a target that is in use (mounted, held, swap, backing a loop) or carries a signature")
+    p.add_argument("--force-signatures", action="store_true",
+                   help="zero a device that carries a signature, still refusing one in use (cleaning released disks)")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the plan and change nothing")
     p.add_argument("--backing", choices=BACKINGS, default="auto",
                    help="backing of LARGE_ZERO_PAGE (default: by I/O mode)")
@@ -85,7 +87,8 @@ def register(sub: Any) -> None:
 def options_from(args: argparse.Namespace) -> ZeroOptions:
     """The one option record of the command line's flags."""
     return ZeroOptions(method=args.method, direct=args.direct, overwrite=args.overwrite, unmap=args.unmap,
-                       extend=args.extend, sync=args.sync, force=args.force, create=args.create,
+                       extend=args.extend, sync=args.sync, force=args.force,
+                       force_signatures=args.force_signatures, create=args.create,
                        call_size=args.call_size, iov_len=args.iov_size, backing=args.backing,
                        large_page=args.large_page)
 

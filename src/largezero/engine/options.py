@@ -66,9 +66,9 @@ class ZeroOptions:
         out: list[str] = []
         if self.method != "auto":
             out += ["-m", self.method]
-        for flag in ("direct", "unmap", "extend", "sync", "force", "overwrite"):
+        for flag in ("direct", "unmap", "extend", "sync", "force", "force_signatures", "overwrite"):
             if getattr(self, flag):
-                out.append(f"--{flag}")
+                out.append("--" + flag.replace("_", "-"))
         if self.create and not self.extend:
             out.append("--extend")  # the file exists once the job ran, and may be shorter than the range
         if self.backing != "auto":
