@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,6 +19,13 @@ from .helpers import NOT_ROOT
 settings.register_profile("ci", database=None, derandomize=True, print_blob=True)
 settings.register_profile("explore", database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# A suite started in the background of a script (`make test &`) inherits SIGINT and SIGQUIT
+# ignored, and an ignored signal stays ignored across exec: the commands the tests interrupt
+# would never see their Ctrl-C. A handler here is reset to the default in every child.
+for _sig in (signal.SIGINT, signal.SIGQUIT):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else lambda *_: None)
 
 
 @pytest.fixture
