@@ -104,14 +104,14 @@ def _races(target: str, size: int, runs: int, extra: list[str], seed: int, *, sl
 FILE_DIRECT = ["--direct", "-m", "large", "--call-size", "64K"]
 
 
-@pytest.mark.parametrize("runs", [100, pytest.param(1000, marks=pytest.mark.long)])
+@pytest.mark.parametrize("runs", [50, pytest.param(1000, marks=pytest.mark.long)])
 def test_direct_zeroing_of_a_file_never_reverts_a_neighbours_write(scratch_file: Callable[[int], str],
                                                                    runs: int) -> None:
     path = scratch_file(4 << 20)
     assert _races(path, 4 << 20, runs, FILE_DIRECT, seed=1) == runs
 
 
-@pytest.mark.parametrize("runs", [100, pytest.param(1000, marks=pytest.mark.long)])
+@pytest.mark.parametrize("runs", [50, pytest.param(1000, marks=pytest.mark.long)])
 def test_default_zeroing_of_a_loop_device_never_reverts_a_neighbours_write(ramfs_loop: Callable[[int], str],
                                                                            runs: int) -> None:
     dev = ramfs_loop(4 << 20)
