@@ -1,6 +1,6 @@
 """A naive reference of the block-layer rules: one object per bvec, the kernel's loops as written.
 
-It shares no code with largezero.block.{bio,split,plug,model}, which are run-length and
+It shares no code with largezero.model.{bio,split,plug,run}, which are run-length and
 fast-forward; the property tests check that both agree. Only fit for small lengths.
 """
 
