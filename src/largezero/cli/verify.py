@@ -67,12 +67,11 @@ def run(args: argparse.Namespace) -> int:
                 result = verify_target(tgt, args.offset, args.length, direct=args.direct, cancel=cancel,
                                        progress=display.updater(0))
         except VerifyInterrupted as err:  # the bar is gone by now: the message stays alone
-            import shlex
+            from .zero_report import verify_resume_command
 
-            argv = ["largezero", "verify", "-o", str(err.stopped_at), "-l", str(err.offset + length - err.stopped_at),
-                    *(["--direct"] if args.direct else []), "--", args.target]
             say(f"largezero: {err}")
-            say(f"largezero: resume with: {shlex.join(argv)}")
+            rest = err.offset + length - err.stopped_at
+            say(f"largezero: resume with: {verify_resume_command(args.target, err.stopped_at, rest, args.direct)}")
             return err.exit_code
         if args.report:
             from ..job.erasure import verification_record

@@ -19,7 +19,7 @@ from ..errors import (
 )
 from ..job import JobResult, ZeroJob, error_json
 from .common import print_json, say, size_arg
-from .zero_report import describe_plan, nist_line, resume_command, summary, verified
+from .zero_report import describe_plan, nist_line, resume_command, summary, verified, verify_resume_command
 
 TYPE_CHECKING = False  # not from typing: start-up pays for every module imported here
 if TYPE_CHECKING:
@@ -248,12 +248,8 @@ def _report(args: argparse.Namespace, targets: list[_Target]) -> int:
                 say(f"largezero: resume with: {t.resume(res.stopped_at, res.remaining)}")
             left = getattr(res, "verify_left", None)
             if left is not None:  # interrupted while reading back: the zeroing is done
-                import shlex
-
-                at, rest, direct = left
-                argv = ["largezero", "verify", "-o", str(at), "-l", str(rest), *(["--direct"] if direct else []),
-                        "--", t.target]
-                say(f"largezero: the zeros are written; resume the verification with: {shlex.join(argv)}")
+                say("largezero: the zeros are written; resume the verification with: "
+                    f"{verify_resume_command(t.target, *left)}")
             code = _worst(code, res.exit_code)
             out.append(error_json(t.target, res))
             continue
@@ -277,7 +273,7 @@ def _report(args: argparse.Namespace, targets: list[_Target]) -> int:
             line += "; " + verified(v)
         _print(line)
         if getattr(args, "wipe", False):
-            _print(nist_line(shown, res.to_json()))
+            _print(nist_line(shown, out[-1]))
     if args.json:
         print_json(out[0] if len(out) == 1 else out)
     if args.report is not None:

@@ -31,6 +31,14 @@ def resume_command(opts: ZeroOptions, target: str, stopped: int, remaining: int,
     return shlex.join([*argv, "--", target])
 
 
+def verify_resume_command(target: str, stopped: int, remaining: int, direct: bool) -> str:
+    """The command that reads back what an interrupted verification left: [stopped, +remaining)."""
+    import shlex
+
+    return shlex.join(["largezero", "verify", "-o", str(stopped), "-l", str(remaining),
+                       *(["--direct"] if direct else []), "--", target])
+
+
 def summary(r: ZeroResult, verbose: bool) -> str:
     how = r.mechanism + (", O_DIRECT" if r.direct else "")
     if r.zero_buffer is not None and r.method != "offload":

@@ -179,7 +179,7 @@ class ZeroJob:
         try:
             out.zeroed = zero_range(tgt, self.offset, self.total, self._engine_options(), progress=progress,
                                     cancel=cancel)
-        except (UsageError, LargezeroError) as err:
+        except LargezeroError as err:
             if self.created and err.exit_code == 2 and os.path.getsize(tgt.path or self.target) == 0:
                 os.unlink(tgt.path or self.target)  # nothing was written: leave no trace of create
             raise
