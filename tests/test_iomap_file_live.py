@@ -28,7 +28,7 @@ from largezero.scratch import is_root, loop_device, make_image, memfs_mount
 from largezero.targets.diskstat import read_stat
 
 from .helpers import NOT_ROOT
-from .test_iomap_live import have_mkfs_xfs, quiesce
+from .test_iomap_live import dio_write, have_mkfs_xfs, quiesce
 
 KiB = 1 << 10
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not is_root(), reason=NOT_ROOT)]
@@ -57,14 +57,6 @@ def xfs(bs: int, lbs: int) -> Iterator[tuple[str, str]]:
                 os.rmdir(mnt)
 
 
-def dio_write(path: str, offset: int, length: int) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
-    try:
-        assert os.pwritev(fd, [memoryview(_BUF)[:length]], offset) == length
-    finally:
-        os.close(fd)
-
-
 def lay_out(path: str, rng: random.Random, bs: int, lbs: int) -> int:
     """A file of mappings: written, hole, unwritten runs of 1-3 blocks; its size."""
     pos = 0
@@ -74,7 +66,7 @@ def lay_out(path: str, rng: random.Random, bs: int, lbs: int) -> int:
         n = rng.randrange(1, 4) * bs
         kind = rng.choice(["written", "hole", "unwritten"])
         if kind == "written":
-            dio_write(path, pos, n)
+            dio_write(path, pos, n, _BUF)
         elif kind == "unwritten":
             fd = os.open(path, os.O_RDWR)
             try:
@@ -104,7 +96,7 @@ def one_case(capsys: pytest.CaptureFixture[str], dev: str, mnt: str, path: str, 
     want = json.loads(capsys.readouterr().out)["predicted_live"]
     quiesce(mnt)
     before = read_stat(dev)
-    dio_write(path, offset, length)
+    dio_write(path, offset, length, _BUF)
     d = read_stat(dev) - before
     got = (d.write_ios, d.write_merges, d.write_sectors)
     if got != (want["requests"], want["merges"], want["sectors"]):

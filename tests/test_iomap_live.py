@@ -130,10 +130,11 @@ def quiesce(mnt: str) -> None:
         os.close(fd)
 
 
-def dio_write(path: str, offset: int, length: int) -> None:
+def dio_write(path: str, offset: int, length: int, buf: mmap.mmap = _BUF) -> None:
+    """One O_DIRECT write of ``length`` pattern bytes from the page-aligned ``buf``."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
     try:
-        assert os.pwritev(fd, [memoryview(_BUF)[:length]], offset) == length
+        assert os.pwritev(fd, [memoryview(buf)[:length]], offset) == length
     finally:
         os.close(fd)
 

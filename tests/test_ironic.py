@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from largezero.scratch import fill_pattern, loop_device, make_image, memfs_mount
-
 from .helpers import mounted, requires_root
 
 # The agent registers its options (ironic_python_agent.config) before it imports anything else.
@@ -70,26 +68,19 @@ def ipa() -> Iterator[object]:
 
 
 @pytest.fixture
-def ext4_loop() -> Iterator[Callable[[], str]]:
-    """Factory: a loop device over a ramfs file, with an ext4 filesystem holding a file."""
-    with contextlib.ExitStack() as stack:
-        mnt = stack.enter_context(memfs_mount("ramfs"))
-        count = 0
+def ext4_loop(ramfs_loop: Callable[[int], str]) -> Callable[[], str]:
+    """Factory: a loop device over a ramfs file full of data, with an ext4 filesystem holding a file."""
 
-        def make() -> str:
-            nonlocal count
-            count += 1
-            image = make_image(os.path.join(mnt, f"disk{count}.img"), SIZE)
-            fill_pattern(image, 0, SIZE)  # data everywhere, also outside the filesystem's blocks
-            dev = stack.enter_context(loop_device(image))
-            # No lazy init: nothing writes to the device after mkfs unless asked.
-            subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev],
-                           check=True, capture_output=True)
-            with mounted(dev) as where, open(os.path.join(where, "tenant.txt"), "w") as f:
-                f.write("the last tenant's data\n")
-            return dev
+    def make() -> str:
+        dev = ramfs_loop(SIZE)  # data everywhere, also outside the filesystem's blocks
+        # No lazy init: nothing writes to the device after mkfs unless asked.
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev],
+                       check=True, capture_output=True)
+        with mounted(dev) as where, open(os.path.join(where, "tenant.txt"), "w") as f:
+            f.write("the last tenant's data\n")
+        return dev
 
-        yield make
+    return make
 
 
 def digest(dev: str) -> tuple[str, bool]:
@@ -204,23 +195,6 @@ def test_ata_security_lines_parse_as_ipa_parses_them() -> None:
     assert ata_security_lines("\n/dev/loop0:\n") == []  # hdparm -I on a loop device prints nothing
 
 
-@pytest.fixture
-def pattern_loop() -> Iterator[Callable[[], str]]:
-    """Factory: a loop device over a ramfs file full of a non-zero pattern."""
-    with contextlib.ExitStack() as stack:
-        mnt = stack.enter_context(memfs_mount("ramfs"))
-        count = 0
-
-        def make() -> str:
-            nonlocal count
-            count += 1
-            image = make_image(os.path.join(mnt, f"meta{count}.img"), SIZE)
-            fill_pattern(image, 0, SIZE)
-            return stack.enter_context(loop_device(image))
-
-        yield make
-
-
 def changed_bytes(before: bytes, after: bytes) -> set[int]:
     """Offsets of the bytes that differ (compared 64 KiB at a time, then byte by byte)."""
     step = 1 << 16
@@ -238,8 +212,8 @@ def whole(dev: str) -> bytes:
 
 @requires_root
 def test_metadata_step_zeroes_every_signature_at_its_offset_and_nothing_else(
-        ipa: object, pattern_loop: Callable[[], str], ext4_loop: Callable[[], str]) -> None:
-    gpt = pattern_loop()
+        ipa: object, ramfs_loop: Callable[[int], str], ext4_loop: Callable[[], str]) -> None:
+    gpt = ramfs_loop(SIZE)
     subprocess.run(["sfdisk", "-q", "--no-reread", gpt], input="label: gpt\n,8M\n,8M\n", text=True,
                    check=True, capture_output=True)
     fs = ext4_loop()
